@@ -1,0 +1,3 @@
+//! HTTP delivery of events to sinks and subscribers: retries, backoff, timeouts, dead letters.
+
+pub mod policy;

@@ -1,0 +1,110 @@
+//! The plan: resources resolved and validated by a feed (files standalone, the controller in a
+//! cluster), ready for the engine to run. Nothing here is re-checked at run time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::delivery::policy::{DeliveryPolicy, Target};
+
+/// Namespace and name of a Kubernetes resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceId {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ResourceId {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// How to reach a Kafka cluster: bootstrap servers plus the librdkafka security properties
+/// (`security.protocol`, `sasl.*`, `ssl.*`) derived from Knative's `net` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConnection {
+    /// Comma-separated `host:port` list, or [`KafkaConnection::EMBEDDED`].
+    pub bootstrap_servers: String,
+    pub properties: BTreeMap<String, String>,
+}
+
+impl KafkaConnection {
+    /// The bootstrap value that asks for the in-process development cluster.
+    pub const EMBEDDED: &'static str = "embedded";
+
+    pub fn plaintext(bootstrap_servers: impl Into<String>) -> Self {
+        Self { bootstrap_servers: bootstrap_servers.into(), properties: BTreeMap::new() }
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.bootstrap_servers == Self::EMBEDDED
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitialOffset {
+    Earliest,
+    #[default]
+    Latest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ordering {
+    /// One event in flight per partition, in offset order.
+    #[default]
+    Ordered,
+    /// Bounded concurrency across the source; offsets still commit in order.
+    Unordered,
+}
+
+/// The `kafkasources.sources.knative.dev/key-type` label: how a record key becomes the `key`
+/// extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyType {
+    #[default]
+    String,
+    Int,
+    Float,
+    ByteArray,
+}
+
+/// A KafkaSource, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePlan {
+    pub id: ResourceId,
+    pub kafka: KafkaConnection,
+    pub topics: Vec<String>,
+    pub consumer_group: String,
+    pub initial_offset: InitialOffset,
+    /// Consumer instances this process runs for the source.
+    pub consumers: u32,
+    pub ordering: Ordering,
+    pub sink: Target,
+    pub delivery: DeliveryPolicy,
+    /// `ceOverrides.extensions`, applied last to every event.
+    pub ce_overrides: BTreeMap<String, String>,
+    pub key_type: KeyType,
+}
+
+impl SourcePlan {
+    /// The CloudEvent `source` attribute of events made from records of `topic`.
+    pub fn event_source(&self, topic: &str) -> String {
+        format!(
+            "/apis/v1/namespaces/{}/kafkasources/{}#{}",
+            self.id.namespace, self.id.name, topic
+        )
+    }
+}
+
+/// Everything the engine runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub sources: Vec<Arc<SourcePlan>>,
+}

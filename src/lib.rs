@@ -1,0 +1,6 @@
+//! kafka-bridge: Knative Eventing's KafkaSource and KafkaChannel data plane and controller.
+//!
+//! Dependencies point down: `feed` -> `engine` -> `consumer` -> `delivery`/`kafka` -> `event`.
+
+pub mod delivery;
+pub mod engine;
