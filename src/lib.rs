@@ -5,3 +5,5 @@
 pub mod delivery;
 pub mod engine;
 pub mod event;
+pub mod feed;
+pub mod resources;

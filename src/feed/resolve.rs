@@ -1,0 +1,243 @@
+//! One KafkaSource -> one [`SourcePlan`]: Knative's defaults and validation, applied once.
+//!
+//! Pure apart from the [`Lookup`] it is given for Secrets and sink references, so every feed
+//! (files standalone, a cluster's objects) resolves sources the same way.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::delivery::policy::{BackoffPolicy, DeliveryPolicy};
+use crate::engine::plan::{
+    InitialOffset, KafkaConnection, KeyType, Ordering, ResourceId, SourcePlan,
+};
+use crate::resources::kafka_source::{CONSUMER_GROUP_PREFIX, KEY_TYPE_LABEL};
+use crate::resources::{self, Addressable, BackoffPolicyType, DeliverySpec, KReference};
+
+use super::{duration, net, target};
+
+/// Namespace when `metadata.namespace` is absent, as `kubectl apply` would use.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Backoff delay when `delivery` is given with `retry` but no `backoffDelay`: the value Knative's
+/// consumer reconciler passes for KafkaSources.
+pub const DEFAULT_BACKOFF_DELAY: Duration = Duration::from_millis(200);
+
+/// Per-attempt timeout when `delivery` is given without `timeout`: the dispatcher's default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What resolution needs from outside the source itself.
+pub trait Lookup {
+    /// The decoded values (`data` and `stringData` merged) of Secret `namespace/name`.
+    fn secret(&self, namespace: &str, name: &str) -> Option<&BTreeMap<String, Vec<u8>>>;
+
+    /// The address `kref` (namespace already defaulted) resolves to, or why it cannot.
+    fn address(&self, kref: &KReference) -> Result<Addressable, String>;
+}
+
+/// A problem at one field of the resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path from the document root, e.g. `spec.delivery.backoffDelay`.
+    pub field: String,
+    pub problem: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+/// The id of a source: its namespace (defaulted) and name.
+pub fn source_id(meta: &resources::ObjectMeta) -> Result<ResourceId, FieldError> {
+    let name = meta.name.as_deref().filter(|n| !n.is_empty());
+    let name = name.ok_or_else(|| FieldError::new("metadata.name", "required"))?;
+    let namespace = meta.namespace.as_deref().filter(|n| !n.is_empty());
+    Ok(ResourceId::new(
+        namespace.unwrap_or(DEFAULT_NAMESPACE),
+        name,
+    ))
+}
+
+/// The consumer group of a source without `consumerGroup`. Knative's webhook stores a random
+/// UUID once; without a webhook we derive it (UUID v5 over `namespace/name` in the URL
+/// namespace) so that a restart resumes from the committed offsets.
+pub fn default_consumer_group(id: &ResourceId) -> String {
+    let uuid = Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("{}/{}", id.namespace, id.name).as_bytes(),
+    );
+    format!("{CONSUMER_GROUP_PREFIX}{uuid}")
+}
+
+/// Resolves and validates one KafkaSource.
+pub fn source_plan(
+    source: &resources::KafkaSource,
+    lookup: &impl Lookup,
+) -> Result<SourcePlan, FieldError> {
+    let id = source_id(&source.metadata)?;
+    let spec = &source.spec;
+    let ns = id.namespace.as_str();
+
+    let topics = non_empty_list(&spec.topics, "spec.topics")?;
+    let bootstrap = non_empty_list(&spec.bootstrap_servers, "spec.bootstrapServers")?;
+    if bootstrap.len() > 1 && bootstrap.iter().any(|s| s == KafkaConnection::EMBEDDED) {
+        return Err(FieldError::new(
+            "spec.bootstrapServers",
+            format!(
+                "{:?} must be the only bootstrap server",
+                KafkaConnection::EMBEDDED
+            ),
+        ));
+    }
+    let kafka = KafkaConnection {
+        bootstrap_servers: bootstrap.join(","),
+        properties: net::properties(&spec.net, ns, lookup)?,
+    };
+
+    let consumers = spec.consumers.unwrap_or(1);
+    let consumers = u32::try_from(consumers)
+        .ok()
+        .filter(|c| *c >= 1)
+        .ok_or_else(|| FieldError::new("spec.consumers", format!("{consumers} is less than 1")))?;
+
+    let consumer_group = match spec.consumer_group.as_deref() {
+        Some(group) if !group.is_empty() => group.to_owned(),
+        _ => default_consumer_group(&id),
+    };
+
+    let sink = target::resolve(&spec.sink, "spec.sink", ns, lookup)?;
+    let delivery = delivery_policy(spec.delivery.as_ref(), ns, lookup)?;
+
+    let ce_overrides = spec
+        .ce_overrides
+        .as_ref()
+        .map(|o| o.extensions.clone())
+        .unwrap_or_default();
+    for name in ce_overrides.keys() {
+        // Knative's rule for extension names: non-empty, ASCII letters and digits only.
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(FieldError::new(
+                format!("spec.ceOverrides.extensions.{name}"),
+                "extension names must be non-empty and alphanumeric",
+            ));
+        }
+    }
+
+    Ok(SourcePlan {
+        id,
+        kafka,
+        topics,
+        consumer_group,
+        initial_offset: match spec.initial_offset {
+            Some(resources::InitialOffset::Earliest) => InitialOffset::Earliest,
+            Some(resources::InitialOffset::Latest) | None => InitialOffset::Latest,
+        },
+        consumers,
+        ordering: match spec.ordering {
+            Some(resources::Ordering::Unordered) => Ordering::Unordered,
+            Some(resources::Ordering::Ordered) | None => Ordering::Ordered,
+        },
+        sink,
+        delivery,
+        ce_overrides,
+        key_type: key_type(&source.metadata.labels)?,
+    })
+}
+
+fn non_empty_list(items: &[String], field: &str) -> Result<Vec<String>, FieldError> {
+    if items.is_empty() {
+        return Err(FieldError::new(field, "required: at least one entry"));
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let item = item.trim();
+        if item.is_empty() {
+            return Err(FieldError::new(
+                format!("{field}[{i}]"),
+                "must not be empty",
+            ));
+        }
+        out.push(item.to_owned());
+    }
+    Ok(out)
+}
+
+/// The `kafkasources.sources.knative.dev/key-type` label; absent or empty means string.
+fn key_type(labels: &BTreeMap<String, String>) -> Result<KeyType, FieldError> {
+    match labels.get(KEY_TYPE_LABEL).map(String::as_str) {
+        None | Some("") | Some("string") => Ok(KeyType::String),
+        Some("int") => Ok(KeyType::Int),
+        Some("float") => Ok(KeyType::Float),
+        Some("byte-array") => Ok(KeyType::ByteArray),
+        Some(other) => Err(FieldError::new(
+            format!("metadata.labels.{KEY_TYPE_LABEL}"),
+            format!("{other:?} is not one of string, int, float, byte-array"),
+        )),
+    }
+}
+
+/// `spec.delivery` with Knative's semantics. Absent: the KafkaSource defaults. Present: what
+/// the control plane and dispatcher do with it: `retry` unset means no retries, the backoff
+/// delay defaults to 200 ms and the policy to exponential, the timeout to 600 s.
+pub fn delivery_policy(
+    spec: Option<&DeliverySpec>,
+    namespace: &str,
+    lookup: &impl Lookup,
+) -> Result<DeliveryPolicy, FieldError> {
+    const FIELD: &str = "spec.delivery";
+    let Some(spec) = spec else {
+        return Ok(DeliveryPolicy::source_default());
+    };
+    let field = |name: &str| format!("{FIELD}.{name}");
+    let parse = |value: &Option<String>, name: &str| -> Result<Option<Duration>, FieldError> {
+        value
+            .as_deref()
+            .map(duration::parse)
+            .transpose()
+            .map_err(|e| FieldError::new(field(name), e.to_string()))
+    };
+
+    let retry = spec.retry.unwrap_or(0);
+    let retry = u32::try_from(retry)
+        .map_err(|_| FieldError::new(field("retry"), format!("{retry} is negative")))?;
+    let timeout = parse(&spec.timeout, "timeout")?;
+    if timeout.is_some_and(|t| t.is_zero()) {
+        return Err(FieldError::new(
+            field("timeout"),
+            "must be greater than zero",
+        ));
+    }
+    if spec.format.is_some() {
+        tracing::warn!("{FIELD}.format is not supported; events keep their delivery format");
+    }
+    let dead_letter = spec
+        .dead_letter_sink
+        .as_ref()
+        .map(|dls| target::resolve(dls, &field("deadLetterSink"), namespace, lookup))
+        .transpose()?;
+
+    Ok(DeliveryPolicy {
+        retry,
+        backoff_policy: match spec.backoff_policy {
+            Some(BackoffPolicyType::Linear) => BackoffPolicy::Linear,
+            Some(BackoffPolicyType::Exponential) | None => BackoffPolicy::Exponential,
+        },
+        backoff_delay: parse(&spec.backoff_delay, "backoffDelay")?.unwrap_or(DEFAULT_BACKOFF_DELAY),
+        timeout: Some(timeout.unwrap_or(DEFAULT_TIMEOUT)),
+        retry_after_max: parse(&spec.retry_after_max, "retryAfterMax")?,
+        dead_letter,
+    })
+}
