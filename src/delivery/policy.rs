@@ -23,7 +23,10 @@ pub struct Target {
 
 impl Target {
     pub fn new(url: Url) -> Self {
-        Self { url, ca_certs: None }
+        Self {
+            url,
+            ca_certs: None,
+        }
     }
 }
 

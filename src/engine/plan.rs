@@ -16,7 +16,10 @@ pub struct ResourceId {
 
 impl ResourceId {
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: name.into() }
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 
@@ -40,7 +43,10 @@ impl KafkaConnection {
     pub const EMBEDDED: &'static str = "embedded";
 
     pub fn plaintext(bootstrap_servers: impl Into<String>) -> Self {
-        Self { bootstrap_servers: bootstrap_servers.into(), properties: BTreeMap::new() }
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            properties: BTreeMap::new(),
+        }
     }
 
     pub fn is_embedded(&self) -> bool {

@@ -1,0 +1,130 @@
+//! The librdkafka context of a bridge consumer: it turns rebalances into an assignment the poll
+//! loop reconciles its partition workers against, and statistics into a lag figure.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::ClientContext;
+use tokio::sync::watch;
+
+/// A topic and partition.
+pub type TopicPartition = (String, i32);
+
+/// What one consumer instance knows about itself, shared with the engine's readiness and metrics.
+#[derive(Debug)]
+pub struct ConsumerState {
+    assigned: Mutex<HashSet<TopicPartition>>,
+    assigned_count: AtomicUsize,
+    lag: AtomicI64,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for ConsumerState {
+    fn default() -> Self {
+        Self {
+            assigned: Mutex::default(),
+            assigned_count: AtomicUsize::new(0),
+            lag: AtomicI64::new(0),
+            changed: watch::Sender::new(0),
+        }
+    }
+}
+
+impl ConsumerState {
+    /// Partitions currently assigned to this consumer.
+    pub fn assigned_partitions(&self) -> usize {
+        self.assigned_count.load(Ordering::Relaxed)
+    }
+
+    /// Records not yet settled across the assignment, from the latest librdkafka statistics.
+    pub fn lag(&self) -> i64 {
+        self.lag.load(Ordering::Relaxed)
+    }
+
+    pub fn is_assigned(&self, tp: &TopicPartition) -> bool {
+        self.assigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(tp)
+    }
+
+    /// Notified after each change of the assignment.
+    pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    fn update(&self, apply: impl FnOnce(&mut HashSet<TopicPartition>)) {
+        let mut assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+        apply(&mut assigned);
+        self.assigned_count.store(assigned.len(), Ordering::Relaxed);
+        drop(assigned);
+        self.changed.send_modify(|generation| *generation += 1);
+    }
+
+    pub(crate) fn clear(&self) {
+        self.update(HashSet::clear);
+    }
+}
+
+pub struct BridgeContext {
+    state: Arc<ConsumerState>,
+    /// Names the resource in log lines coming from librdkafka callbacks.
+    resource: String,
+}
+
+impl BridgeContext {
+    pub fn new(state: Arc<ConsumerState>, resource: String) -> Self {
+        Self { state, resource }
+    }
+}
+
+impl ClientContext for BridgeContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .values()
+            .flat_map(|topic| topic.partitions.values())
+            .filter(|p| p.partition >= 0 && p.desired && p.consumer_lag_stored > 0)
+            .map(|p| p.consumer_lag_stored)
+            .sum();
+        self.state.lag.store(lag, Ordering::Relaxed);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(resource = %self.resource, %error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for BridgeContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = |tpl: &rdkafka::TopicPartitionList| -> Vec<TopicPartition> {
+            tpl.elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect()
+        };
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let added = partitions(tpl);
+                tracing::info!(resource = %self.resource, partitions = ?added, "partitions assigned");
+                self.state.update(|assigned| assigned.extend(added));
+            }
+            Rebalance::Revoke(tpl) => {
+                let removed = partitions(tpl);
+                tracing::info!(resource = %self.resource, partitions = ?removed, "partitions revoked");
+                self.state.update(|assigned| {
+                    removed.iter().for_each(|tp| {
+                        assigned.remove(tp);
+                    })
+                });
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(resource = %self.resource, %error, "rebalance failed");
+            }
+        }
+    }
+}

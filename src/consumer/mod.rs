@@ -1,0 +1,13 @@
+//! Kafka consumption with at-least-once delivery: a poll loop per consumer, a worker per
+//! partition, and offsets committed only over settled records.
+
+pub mod context;
+pub mod handler;
+pub mod instance;
+pub mod offsets;
+mod worker;
+
+pub use context::ConsumerState;
+pub use handler::{Handled, RecordHandler};
+pub use instance::{run, ConsumerError, ConsumerSpec, Shutdown};
+pub use rdkafka::message::OwnedMessage as Record;

@@ -1,0 +1,102 @@
+//! A partition worker: takes one partition's records in offset order from a bounded queue,
+//! keeps up to `max_in_flight` of them in delivery (1 = ordered), and stores the commit point as
+//! the settled prefix grows.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Message, OwnedMessage};
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::context::{BridgeContext, TopicPartition};
+use super::handler::{Handled, RecordHandler};
+use super::offsets::OffsetTracker;
+
+/// How a worker schedules deliveries.
+#[derive(Clone)]
+pub(crate) struct Concurrency {
+    /// Records of this partition in delivery at once: 1 keeps them in order.
+    pub per_partition: usize,
+    /// Shared by all partitions of a source when delivery is unordered.
+    pub shared: Option<Arc<Semaphore>>,
+}
+
+/// Tells the poll loop that a paused partition's queue has room again.
+pub(crate) struct Backpressure {
+    pub paused: AtomicBool,
+    pub room: Arc<Notify>,
+}
+
+pub(crate) struct Worker<H> {
+    pub tp: TopicPartition,
+    pub records: mpsc::Receiver<OwnedMessage>,
+    pub handler: Arc<H>,
+    pub consumer: Arc<StreamConsumer<BridgeContext>>,
+    pub concurrency: Concurrency,
+    pub backpressure: Arc<Backpressure>,
+    /// Stop taking records; finish those in flight.
+    pub stop: CancellationToken,
+    /// Abandon those in flight too.
+    pub abort: CancellationToken,
+}
+
+impl<H: RecordHandler> Worker<H> {
+    pub async fn run(mut self) {
+        let mut tracker = OffsetTracker::default();
+        let mut in_flight = FuturesUnordered::new();
+        let mut stopping = false;
+        loop {
+            if stopping && in_flight.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                Some((offset, handled)) = in_flight.next(), if !in_flight.is_empty() => {
+                    if handled == Handled::Abandoned {
+                        // Everything after it is being abandoned too; nothing more may commit.
+                        break;
+                    }
+                    if let Some(last) = tracker.settle(offset) {
+                        self.store(last);
+                    }
+                }
+                record = self.records.recv(),
+                    if !stopping && in_flight.len() < self.concurrency.per_partition =>
+                {
+                    let Some(record) = record else {
+                        stopping = true;
+                        continue;
+                    };
+                    if self.backpressure.paused.load(Ordering::Acquire) {
+                        self.backpressure.room.notify_one();
+                    }
+                    let offset = record.offset();
+                    tracker.start(offset);
+                    let handler = Arc::clone(&self.handler);
+                    let shared = self.concurrency.shared.clone();
+                    let abort = self.abort.clone();
+                    in_flight.push(async move {
+                        // A closed semaphore never happens (we never close it); run unlimited then.
+                        let _permit = match shared {
+                            Some(semaphore) => semaphore.acquire_owned().await.ok(),
+                            None => None,
+                        };
+                        (offset, handler.handle(&record, &abort).await)
+                    });
+                }
+                () = self.stop.cancelled(), if !stopping => stopping = true,
+            }
+        }
+    }
+
+    fn store(&self, offset: i64) {
+        // Fails only when the partition was revoked meanwhile; its next owner redelivers from the
+        // last commit, which is the at-least-once outcome we want.
+        if let Err(error) = self.consumer.store_offset(&self.tp.0, self.tp.1, offset) {
+            tracing::debug!(topic = %self.tp.0, partition = self.tp.1, offset, %error, "offset not stored");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! A running KafkaSource: its consumers, and the handler that turns each record into a
+//! CloudEvent (Knative's mapping) and delivers it to the sink.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
+use crate::delivery::{Cancelled, DeliveryObserver, Dispatcher, Leg, Outcome, Subscriber};
+use crate::engine::plan::{Ordering, SourcePlan};
+use crate::engine::Deps;
+use crate::event::http_binding::encode_binary_owned;
+use crate::event::{Mapper, RecordView};
+use crate::kafka::client_config::consumer_config;
+use crate::metrics::ResourceMetrics;
+
+pub(crate) const KIND: &str = "KafkaSource";
+
+struct SourceHandler {
+    resource: String,
+    mapper: Mapper,
+    subscriber: Subscriber,
+    dispatcher: Dispatcher,
+    metrics: ResourceMetrics,
+}
+
+impl RecordHandler for SourceHandler {
+    async fn handle(&self, record: &OwnedMessage, abort: &CancellationToken) -> Handled {
+        let event = {
+            let headers: Vec<(&str, Option<&[u8]>)> = record
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+                .unwrap_or_default();
+            self.mapper.to_event(&RecordView {
+                topic: record.topic(),
+                partition: record.partition(),
+                offset: record.offset(),
+                timestamp_ms: record.timestamp().to_millis(),
+                key: record.key(),
+                headers: &headers,
+                value: record.payload(),
+            })
+        };
+        let message = encode_binary_owned(event);
+        let started = Instant::now();
+        let delivery = self
+            .dispatcher
+            .deliver(&self.subscriber, &message, abort, self)
+            .await;
+        match delivery {
+            Err(Cancelled) => Handled::Abandoned,
+            Ok(delivery) => {
+                self.metrics
+                    .latency
+                    .observe(started.elapsed().as_secs_f64());
+                match delivery.outcome {
+                    // A source's sink may answer with an event; Knative discards it, and so do we.
+                    Outcome::Delivered { .. } => self.metrics.delivered.inc(),
+                    Outcome::DeadLettered { .. } => self.metrics.dead_lettered.inc(),
+                    Outcome::Dropped { reason } => {
+                        tracing::warn!(
+                            resource = %self.resource,
+                            topic = record.topic(),
+                            partition = record.partition(),
+                            offset = record.offset(),
+                            ?reason,
+                            "event dropped: delivery failed and no dead-letter sink is configured"
+                        );
+                        self.metrics.failed.inc()
+                    }
+                };
+                Handled::Settled
+            }
+        }
+    }
+}
+
+impl DeliveryObserver for SourceHandler {
+    fn retry(&self, _leg: Leg) {
+        self.metrics.retries.inc();
+    }
+
+    fn stalled(&self, rounds: u32) {
+        self.metrics.stalled.inc();
+        tracing::warn!(
+            resource = %self.resource,
+            rounds,
+            "sink and dead-letter sink both failing; the event is kept and retried, its partition waits"
+        );
+    }
+}
+
+/// Runs the source until `shutdown.stop` fires and its consumers have drained.
+pub(crate) async fn run(plan: Arc<SourcePlan>, deps: Arc<Deps>, shutdown: Shutdown) {
+    let resource = format!("{KIND} {}", plan.id);
+    let subscriber =
+        match Subscriber::new(plan.sink.clone(), plan.delivery.clone(), &plan.id.namespace) {
+            Ok(subscriber) => subscriber,
+            Err(error) => {
+                tracing::error!(%resource, %error, "source not started");
+                return;
+            }
+        };
+    let metrics = deps.metrics.resource(KIND, &plan.id);
+    let handler = Arc::new(SourceHandler {
+        resource: resource.clone(),
+        mapper: Mapper::new(&plan),
+        subscriber,
+        dispatcher: deps.dispatcher.clone(),
+        metrics: metrics.clone(),
+    });
+    let (per_partition, shared) = match plan.ordering {
+        Ordering::Ordered => (1, None),
+        Ordering::Unordered => {
+            let limit = deps.options.max_in_flight;
+            (limit, Some(Arc::new(Semaphore::new(limit))))
+        }
+    };
+    let spec = ConsumerSpec {
+        resource: resource.clone(),
+        config: consumer_config(
+            &plan.kafka,
+            &plan.consumer_group,
+            plan.initial_offset,
+            &deps.options.client,
+        ),
+        topics: plan.topics.clone(),
+        per_partition_in_flight: per_partition,
+        shared_in_flight: shared,
+        queue_capacity: deps.options.queue_capacity,
+    };
+    let states: Vec<Arc<ConsumerState>> = (0..plan.consumers.max(1))
+        .map(|_| Arc::new(ConsumerState::default()))
+        .collect();
+    let ready_states = states.clone();
+    deps.readiness.set(resource.clone(), move || {
+        ready_states
+            .iter()
+            .map(|s| s.assigned_partitions())
+            .sum::<usize>()
+            > 0
+    });
+    tracing::info!(%resource, group = %plan.consumer_group, topics = ?plan.topics, sink = %plan.sink.url, "source starting");
+
+    let mut consumers = JoinSet::new();
+    for state in &states {
+        let spec = spec.clone();
+        let handler = Arc::clone(&handler);
+        let state = Arc::clone(state);
+        let shutdown = shutdown.clone();
+        consumers.spawn(async move { consumer::run(spec, handler, state, shutdown).await });
+    }
+    let mut gauges = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            joined = consumers.join_next() => match joined {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(error))) => tracing::error!(%resource, %error, "consumer failed"),
+                Some(Err(error)) => tracing::error!(%resource, %error, "consumer task panicked"),
+            },
+            _ = gauges.tick() => {
+                metrics.lag.set(states.iter().map(|s| s.lag()).sum());
+                metrics.assigned.set(states.iter().map(|s| s.assigned_partitions() as i64).sum());
+            }
+        }
+    }
+    metrics.assigned.set(0);
+    deps.readiness.remove(&resource);
+    tracing::info!(%resource, "source stopped");
+}
