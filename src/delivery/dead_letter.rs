@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use super::response::Failure;
-use crate::event::HttpMessage;
+use crate::event::{is_valid_attribute_name, percent, HttpMessage};
 
 /// Knative's `KN_ERROR_DATA_MAX_BYTES`: how much of the failing body the dead letter carries.
 pub const ERROR_DATA_MAX_BYTES: usize = 1024;
@@ -86,7 +86,7 @@ fn copy_error_headers(response: &HeaderMap, message: &mut HeaderMap) {
         let Some(extension) = name.as_str().strip_prefix(ERROR_HEADER_PREFIX) else {
             continue;
         };
-        if !is_extension_name(extension) || RESERVED.contains(&extension) {
+        if !is_valid_attribute_name(extension) || RESERVED.contains(&extension) {
             tracing::debug!(
                 header = name.as_str(),
                 "ignoring kne- header: not a usable extension name"
@@ -103,38 +103,9 @@ fn copy_error_headers(response: &HeaderMap, message: &mut HeaderMap) {
     }
 }
 
-/// CloudEvents extension names: lowercase ASCII letters and digits only.
-fn is_extension_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-}
-
-/// Percent-encodes a value for a `ce-` header (CloudEvents HTTP binding 3.1.3.2): space, `"`, `%`
-/// and every byte outside visible ASCII (0x21-0x7E) of its UTF-8 form become `%XX`.
-pub fn percent_encode(value: &str) -> Cow<'_, str> {
-    let needs = |b: u8| !(0x21..=0x7E).contains(&b) || b == b'"' || b == b'%';
-    if !value.bytes().any(needs) {
-        return Cow::Borrowed(value);
-    }
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(value.len() + 16);
-    for b in value.bytes() {
-        if needs(b) {
-            out.push('%');
-            out.push(HEX[usize::from(b >> 4)] as char);
-            out.push(HEX[usize::from(b & 0x0F)] as char);
-        } else {
-            out.push(b as char);
-        }
-    }
-    Cow::Owned(out)
-}
-
 fn encode_value(value: &str) -> HeaderValue {
     // The encoded form is visible ASCII only, which is always a valid header value.
-    HeaderValue::from_str(&percent_encode(value)).unwrap_or(HeaderValue::from_static(""))
+    HeaderValue::from_str(&percent::encode(value)).unwrap_or(HeaderValue::from_static(""))
 }
 
 #[cfg(test)]
@@ -143,37 +114,6 @@ mod tests {
     use crate::delivery::response::Response;
     use bytes::Bytes;
     use http::StatusCode;
-
-    #[test]
-    fn percent_encoding_table() {
-        let cases = [
-            ("plain-value_1.2", "plain-value_1.2"),
-            ("Euro € 😀", "Euro%20%E2%82%AC%20%F0%9F%98%80"),
-            ("percent%encoded", "percent%25encoded"),
-            ("café", "caf%C3%A9"),
-            ("say \"hi\"", "say%20%22hi%22"),
-            ("tab\there", "tab%09here"),
-            ("", ""),
-        ];
-        for (input, want) in cases {
-            assert_eq!(percent_encode(input), want, "{input:?}");
-        }
-    }
-
-    #[test]
-    fn extension_names() {
-        let cases = [
-            ("reason", true),
-            ("abc123", true),
-            ("", false),
-            ("a-b", false),
-            ("a_b", false),
-            ("Ab", false),
-        ];
-        for (name, want) in cases {
-            assert_eq!(is_extension_name(name), want, "{name:?}");
-        }
-    }
 
     fn original() -> HttpMessage {
         let mut headers = HeaderMap::new();

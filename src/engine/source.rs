@@ -10,7 +10,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
-use crate::delivery::{Cancelled, DeliveryObserver, Dispatcher, Leg, Outcome, Subscriber};
+use crate::delivery::{
+    Cancelled, DeliveryError, DeliveryObserver, Dispatcher, Leg, Outcome, Subscriber,
+};
 use crate::engine::plan::{Ordering, SourcePlan};
 use crate::engine::Deps;
 use crate::event::http_binding::encode_binary_owned;
@@ -94,17 +96,30 @@ impl DeliveryObserver for SourceHandler {
     }
 }
 
+/// Checks what can only be checked with a client in hand (CA certificates), and builds the
+/// delivery target.
+fn prepare(plan: &SourcePlan, deps: &Deps) -> Result<Subscriber, DeliveryError> {
+    let targets = std::iter::once(&plan.sink).chain(plan.delivery.dead_letter.as_ref());
+    for target in targets {
+        deps.dispatcher.check_target(target)?;
+    }
+    Subscriber::new(plan.sink.clone(), plan.delivery.clone(), &plan.id.namespace)
+}
+
 /// Runs the source until `shutdown.stop` fires and its consumers have drained.
 pub(crate) async fn run(plan: Arc<SourcePlan>, deps: Arc<Deps>, shutdown: Shutdown) {
     let resource = format!("{KIND} {}", plan.id);
-    let subscriber =
-        match Subscriber::new(plan.sink.clone(), plan.delivery.clone(), &plan.id.namespace) {
-            Ok(subscriber) => subscriber,
-            Err(error) => {
-                tracing::error!(%resource, %error, "source not started");
-                return;
-            }
-        };
+    let subscriber = match prepare(&plan, &deps) {
+        Ok(subscriber) => subscriber,
+        Err(error) => {
+            // Stays visibly not ready until removed, rather than vanishing from /readyz.
+            tracing::error!(%resource, %error, "source not started");
+            deps.readiness.set(resource.clone(), || false);
+            shutdown.stop.cancelled().await;
+            deps.readiness.remove(&resource);
+            return;
+        }
+    };
     let metrics = deps.metrics.resource(KIND, &plan.id);
     let handler = Arc::new(SourceHandler {
         resource: resource.clone(),

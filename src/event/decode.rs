@@ -59,7 +59,7 @@ impl From<EventBuilderError> for DecodeError {
 }
 
 /// CloudEvents attribute names: lowercase ASCII letters and digits.
-pub(crate) fn is_valid_attribute_name(name: &str) -> bool {
+pub fn is_valid_attribute_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

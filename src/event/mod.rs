@@ -14,7 +14,7 @@ use http::HeaderMap;
 
 pub use cloudevents::event::ExtensionValue;
 pub use cloudevents::{AttributesReader, AttributesWriter, Data, Event};
-pub use decode::DecodeError;
+pub use decode::{is_valid_attribute_name, DecodeError};
 pub use kafka_binding::{KafkaMessage, RecordHeader};
 pub use key::key_value;
 pub use mapping::{Mapper, RecordView, EVENT_TYPE};
