@@ -3,3 +3,4 @@
 
 pub mod client_config;
 pub mod embedded;
+pub mod topics;
