@@ -142,7 +142,10 @@ pub struct ChannelPlan {
 impl ChannelPlan {
     /// The channel's in-cluster host name, which the ingress also routes by.
     pub fn host(&self) -> String {
-        format!("{}-kn-channel.{}.svc.cluster.local", self.id.name, self.id.namespace)
+        format!(
+            "{}-kn-channel.{}.svc.cluster.local",
+            self.id.name, self.id.namespace
+        )
     }
 }
 

@@ -41,8 +41,9 @@ pub async fn ensure_topic(
     settings: &ClientSettings,
     spec: &TopicSpec,
 ) -> Result<Ensured, TopicError> {
-    let admin: AdminClient<DefaultClientContext> =
-        admin_config(conn, settings).create().map_err(TopicError::Client)?;
+    let admin: AdminClient<DefaultClientContext> = admin_config(conn, settings)
+        .create()
+        .map_err(TopicError::Client)?;
     let retention_ms = spec.retention.as_millis().to_string();
     let topic = NewTopic::new(
         &spec.name,
@@ -51,16 +52,21 @@ pub async fn ensure_topic(
     )
     .set("retention.ms", &retention_ms);
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin.create_topics([&topic], &options).await.map_err(|e| TopicError::Create {
-        topic: spec.name.clone(),
-        error: e.to_string(),
-    })?;
+    let results =
+        admin
+            .create_topics([&topic], &options)
+            .await
+            .map_err(|e| TopicError::Create {
+                topic: spec.name.clone(),
+                error: e.to_string(),
+            })?;
     match results.into_iter().next() {
         Some(Ok(_)) => Ok(Ensured::Created),
         Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) => Ok(Ensured::AlreadyExisted),
-        Some(Err((_, code))) => {
-            Err(TopicError::Create { topic: spec.name.clone(), error: code.to_string() })
-        }
+        Some(Err((_, code))) => Err(TopicError::Create {
+            topic: spec.name.clone(),
+            error: code.to_string(),
+        }),
         None => Err(TopicError::Create {
             topic: spec.name.clone(),
             error: "the broker returned no result".into(),
