@@ -162,8 +162,12 @@ pub(crate) async fn run(plan: Arc<SourcePlan>, deps: Arc<Deps>, shutdown: Shutdo
     tracing::info!(%resource, group = %plan.consumer_group, topics = ?plan.topics, sink = %plan.sink.url, "source starting");
 
     let mut consumers = JoinSet::new();
-    for state in &states {
-        let spec = spec.clone();
+    for (index, state) in states.iter().enumerate() {
+        let mut spec = spec.clone();
+        if states.len() > 1 {
+            // Tells the instances apart in logs: which one holds which partitions.
+            spec.resource = format!("{resource} consumer {index}");
+        }
         let handler = Arc::clone(&handler);
         let state = Arc::clone(state);
         let shutdown = shutdown.clone();
