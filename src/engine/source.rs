@@ -146,7 +146,6 @@ pub(crate) async fn run(plan: Arc<SourcePlan>, deps: Arc<Deps>, shutdown: Shutdo
         topics: plan.topics.clone(),
         per_partition_in_flight: per_partition,
         shared_in_flight: shared,
-        queue_capacity: deps.options.queue_capacity,
     };
     let states: Vec<Arc<ConsumerState>> = (0..plan.consumers.max(1))
         .map(|_| Arc::new(ConsumerState::default()))
