@@ -21,15 +21,6 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 18))
 }
 
-/// An ingress series: the channel and the HTTP status the request was answered with.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IngressLabels {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub code: u16,
-}
-
 fn produce_histogram() -> Histogram {
     // 0.25 ms .. ~16 s: an acknowledged produce on a healthy cluster takes a few milliseconds;
     // the tail reaches message.timeout.ms when the cluster is down.
@@ -38,7 +29,7 @@ fn produce_histogram() -> Histogram {
 
 pub struct Metrics {
     registry: Registry,
-    ingress_events: Family<IngressLabels, Counter>,
+    ingress_events: Family<ResourceLabels, Counter>,
     ingress_produce_latency: Family<ResourceLabels, Histogram, fn() -> Histogram>,
     delivered: Family<ResourceLabels, Counter>,
     failed: Family<ResourceLabels, Counter>,
@@ -177,25 +168,21 @@ impl Metrics {
     /// The handle for one channel's ingress series, one counter per status the ingress answers a
     /// routed request with.
     pub fn ingress(&self, kind: &str, id: &ResourceId) -> IngressMetrics {
-        let events = |code: u16| {
-            let labels = IngressLabels {
-                kind: kind.to_string(),
-                namespace: id.namespace.clone(),
-                name: id.name.clone(),
-                code,
-            };
+        let labels: ResourceLabels = vec![
+            ("kind", kind.to_string()),
+            ("namespace", id.namespace.clone()),
+            ("name", id.name.clone()),
+        ];
+        let events = |code: &'static str| {
+            let mut labels = labels.clone();
+            labels.push(("code", code.to_string()));
             self.ingress_events.get_or_create(&labels).clone()
         };
-        let labels = ResourceLabels {
-            kind: kind.to_string(),
-            namespace: id.namespace.clone(),
-            name: id.name.clone(),
-        };
         IngressMetrics {
-            accepted: events(202),
-            invalid: events(400),
-            too_large: events(413),
-            unavailable: events(503),
+            accepted: events("202"),
+            invalid: events("400"),
+            too_large: events("413"),
+            unavailable: events("503"),
             produce_latency: self.ingress_produce_latency.get_or_create(&labels).clone(),
         }
     }
