@@ -258,8 +258,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     // Writing to a String cannot fail.
     let _ = writeln!(
         markdown,
-        "Whole bench: {:.0} s.",
-        started.elapsed().as_secs_f64()
+        "Whole bench: {:.0} s; load average at the end {}.",
+        started.elapsed().as_secs_f64(),
+        load_average()
     );
     println!("{markdown}");
     let report = target.join("bench-report.md");
@@ -290,6 +291,15 @@ fn header() -> String {
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         process::cpu_model(),
     )
+}
+
+/// The 1, 5 and 15 minute load averages: how busy the shared machine was.
+fn load_average() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    load.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `<target>/<profile>/deps/<bench exe>` → `<target>`.

@@ -11,7 +11,7 @@ use crate::broker::{Broker, BrokerKind};
 use crate::process::Proc;
 use crate::report::{median, num, runs, Table};
 use crate::sink::Sink;
-use crate::{baseline, probe, produce, Bench};
+use crate::{baseline, probe, process, produce, Bench};
 
 const TOPIC: &str = "drain";
 const PARTITIONS: i32 = 8;
@@ -22,6 +22,20 @@ const BUDGET: Duration = Duration::from_secs(330);
 /// What librdkafka's mock cluster keeps per partition before dropping the oldest records (5 MiB,
 /// fixed in rdkafka_mock.c), less a margin for batch overhead.
 const MOCK_PARTITION_BYTES: u64 = 4_500_000;
+const COLUMNS: [&str; 11] = [
+    "consumer",
+    "events/s first→last (median)",
+    "runs",
+    "events/s from spawn",
+    "vs baseline",
+    "CPU ms / 10k events (steady)",
+    "CPU ms / 10k (incl. start)",
+    "peak RSS MiB",
+    "broker CPU ms / 10k",
+    "bench (sink) CPU ms / 10k",
+    "others' load, cores",
+];
+
 /// Enough POSTs for a steady rate from the HTTP-only yardstick, few enough to take seconds.
 const HTTP_PROBE_EVENTS: u64 = 20_000;
 
@@ -62,6 +76,9 @@ struct Run {
     cpu_total: f64,
     peak_rss_mib: f64,
     broker_cpu: f64,
+    sink_cpu: f64,
+    /// Cores other users of the machine kept busy during the run, on average.
+    others_cores: f64,
 }
 
 enum Running {
@@ -161,6 +178,8 @@ async fn run_once(
     let label = format!("drain-{}-{repeat}", contender.slug());
     let bootstrap = &broker.bootstrap;
     let broker_cpu_before = broker.cpu();
+    let self_before = process::self_cpu();
+    let machine_before = process::machine_busy();
     let mut running = match contender {
         Contender::Baseline => Running::Baseline(baseline::spawn(
             &bench.python,
@@ -210,6 +229,9 @@ async fn run_once(
     let cpu_end = running.proc().cpu()?;
     let memory = running.proc().memory()?;
     let broker_cpu_after = broker.cpu();
+    let self_after = process::self_cpu();
+    let machine_after = process::machine_busy();
+    let wall = spawned.elapsed();
     running.stop().await;
     if delivered < expected {
         eprintln!(
@@ -226,6 +248,23 @@ async fn run_once(
         (Some(before), Some(after)) => per_10k(after.saturating_sub(before), delivered),
         _ => f64::NAN,
     };
+    let sink_cpu = match (self_before, self_after) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => Duration::ZERO,
+    };
+    let broker_own = match (broker_cpu_before, broker_cpu_after) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => Duration::ZERO,
+    };
+    let others_cores = match (machine_before, machine_after) {
+        (Some(before), Some(after)) => {
+            let others = after
+                .saturating_sub(before)
+                .saturating_sub(cpu_end + sink_cpu + broker_own);
+            others.as_secs_f64() / wall.as_secs_f64().max(1e-9)
+        }
+        _ => f64::NAN,
+    };
     Ok(Run {
         delivered,
         rate_first_to_last: rate(delivered, last - first),
@@ -237,6 +276,8 @@ async fn run_once(
         cpu_total: per_10k(cpu_end, delivered),
         peak_rss_mib: memory.hwm_kib as f64 / 1024.0,
         broker_cpu,
+        sink_cpu: per_10k(sink_cpu, delivered),
+        others_cores,
     })
 }
 
@@ -254,17 +295,7 @@ fn table(
 ) -> Table {
     let mut table = Table::new(
         &format!("Drain: {records} records of {RECORD_SIZE} B, {PARTITIONS} partitions"),
-        &[
-            "consumer",
-            "events/s first→last (median)",
-            "runs",
-            "events/s from spawn",
-            "vs baseline",
-            "CPU ms / 10k events (steady)",
-            "CPU ms / 10k (incl. start)",
-            "peak RSS MiB",
-            "broker CPU ms / 10k",
-        ],
+        &COLUMNS,
     );
     let baseline_rate = results
         .iter()
@@ -280,18 +311,19 @@ fn table(
         .unwrap_or(f64::NAN);
     let probe_first: Vec<f64> = probes.iter().map(|p| p.0).collect();
     let probe_spawn: Vec<f64> = probes.iter().map(|p| p.1).collect();
-    table.row(vec![
+    // Yardsticks measure a rate only; their other cells read n/a.
+    let yardstick = |mut cells: Vec<String>| {
+        cells.resize(COLUMNS.len(), "n/a".to_owned());
+        cells
+    };
+    table.row(yardstick(vec![
         "rdkafka consumer, no HTTP (yardstick)".into(),
         num(median(&probe_first), 0),
         runs(&probe_first, 0),
         num(median(&probe_spawn), 0),
         num(median(&probe_first) / baseline_rate, 2),
-        "n/a".into(),
-        "n/a".into(),
-        "n/a".into(),
-        "n/a".into(),
-    ]);
-    table.row(vec![
+    ]));
+    table.row(yardstick(vec![
         format!(
             "HTTP only, no Kafka: reqwest in the bench, 64 in flight, {} events (yardstick)",
             records.min(HTTP_PROBE_EVENTS)
@@ -300,11 +332,7 @@ fn table(
         runs(http_rates, 0),
         "n/a".into(),
         num(median(http_rates) / baseline_rate, 2),
-        "n/a".into(),
-        "n/a".into(),
-        "n/a".into(),
-        "n/a".into(),
-    ]);
+    ]));
     for (contender, runs_of) in results {
         let pick = |f: fn(&Run) -> f64| runs_of.iter().map(f).collect::<Vec<f64>>();
         let first = pick(|r| r.rate_first_to_last);
@@ -318,6 +346,8 @@ fn table(
             num(median(&pick(|r| r.cpu_total)), 0),
             num(median(&pick(|r| r.peak_rss_mib)), 1),
             num(median(&pick(|r| r.broker_cpu)), 0),
+            num(median(&pick(|r| r.sink_cpu)), 0),
+            num(median(&pick(|r| r.others_cores)), 2),
         ]);
         let short: Vec<u64> = runs_of
             .iter()
@@ -348,7 +378,10 @@ fn table(
         "events/s first→last: from the first to the last arrival at the sink; from spawn: from \
          process start (includes start-up and the group join). CPU: utime+stime of the consumer \
          process from /proc/PID/stat (steady = after the first arrival). Peak RSS: VmHWM. \
-         vs baseline: ratio of median events/s first→last.",
+         vs baseline: ratio of median events/s first→last. Broker CPU: tansu's process (n/a for \
+         the mock, which runs in the bench process). Bench CPU: the bench process, i.e. the sink \
+         (plus the mock cluster when used). Others' load: CPU the rest of this shared machine used \
+         during the run (machine busy time from /proc/stat less ours), in cores out of nproc.",
     );
     table.note(format!(
         "Median of {} run(s) (up to --repeats while the section stays within {} s); 'runs' lists each.",

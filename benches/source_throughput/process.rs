@@ -141,6 +141,34 @@ fn parse_status(status: &str) -> Memory {
     memory
 }
 
+/// CPU time of the bench process itself (the sink, and the mock cluster when it is used).
+pub fn self_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    parse_cpu_ticks(&stat).map(ticks_to_duration)
+}
+
+/// CPU time every process on the machine has used since boot, from /proc/stat: the difference
+/// over a run, less our own processes, is what other users of this shared machine took.
+pub fn machine_busy() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine_busy(&stat).map(ticks_to_duration)
+}
+
+/// user + nice + system + irq + softirq + steal of the aggregate `cpu` line, in ticks.
+fn parse_machine_busy(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal ...
+    let busy = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|i| fields.get(*i).copied().unwrap_or(0));
+    Some(busy.sum())
+}
+
 /// Reads the CPU model once for the report header.
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -167,6 +195,17 @@ pub fn self_check() {
     ];
     for (stat, want) in cases {
         assert_eq!(parse_cpu_ticks(stat), want, "{stat}");
+    }
+    let cases = [
+        (
+            "cpu  10 1 5 1000 7 2 3 4 0 0\ncpu0 1 1 1 1 1 1 1 1 0 0\n",
+            Some(25),
+        ),
+        ("cpu  10 1 5\n", Some(16)),
+        ("intr 1 2\n", None),
+    ];
+    for (stat, want) in cases {
+        assert_eq!(parse_machine_busy(stat), want, "{stat}");
     }
     let memory = parse_status("Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\nThreads:\t7\n");
     assert_eq!(
