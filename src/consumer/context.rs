@@ -1,11 +1,11 @@
 //! The librdkafka context of a bridge consumer: it turns rebalances into an assignment the poll
 //! loop reconciles its partition workers against, and statistics into a lag figure.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
@@ -17,7 +17,10 @@ pub type TopicPartition = (String, i32);
 /// What one consumer instance knows about itself, shared with the engine's readiness and metrics.
 #[derive(Debug)]
 pub struct ConsumerState {
-    assigned: Mutex<HashSet<TopicPartition>>,
+    /// Assigned partitions, each with the epoch of the assignment that gave it: an eager
+    /// rebalance can revoke and re-assign a partition between two looks, and its queue must then
+    /// be split again.
+    assigned: Mutex<Assignment>,
     assigned_count: AtomicUsize,
     lag: AtomicI64,
     changed: watch::Sender<u64>,
@@ -34,6 +37,12 @@ impl Default for ConsumerState {
     }
 }
 
+#[derive(Debug, Default)]
+struct Assignment {
+    epoch: u64,
+    partitions: HashMap<TopicPartition, u64>,
+}
+
 impl ConsumerState {
     /// Partitions currently assigned to this consumer.
     pub fn assigned_partitions(&self) -> usize {
@@ -45,11 +54,14 @@ impl ConsumerState {
         self.lag.load(Ordering::Relaxed)
     }
 
-    pub fn is_assigned(&self, tp: &TopicPartition) -> bool {
-        self.assigned
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(tp)
+    /// The assigned partitions with the epoch of their assignment.
+    pub fn assignment(&self) -> Vec<(TopicPartition, u64)> {
+        let assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+        assigned
+            .partitions
+            .iter()
+            .map(|(tp, epoch)| (tp.clone(), *epoch))
+            .collect()
     }
 
     /// Notified after each change of the assignment.
@@ -57,16 +69,17 @@ impl ConsumerState {
         self.changed.subscribe()
     }
 
-    fn update(&self, apply: impl FnOnce(&mut HashSet<TopicPartition>)) {
+    fn update(&self, apply: impl FnOnce(&mut Assignment)) {
         let mut assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
         apply(&mut assigned);
-        self.assigned_count.store(assigned.len(), Ordering::Relaxed);
+        self.assigned_count
+            .store(assigned.partitions.len(), Ordering::Relaxed);
         drop(assigned);
         self.changed.send_modify(|generation| *generation += 1);
     }
 
     pub(crate) fn clear(&self) {
-        self.update(HashSet::clear);
+        self.update(|a| a.partitions.clear());
     }
 }
 
@@ -100,7 +113,9 @@ impl ClientContext for BridgeContext {
 }
 
 impl ConsumerContext for BridgeContext {
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    /// New partitions are paused at once, before their first fetch: the poll loop gives each its
+    /// own queue and resumes it, so no record of theirs ever lands in the shared queue.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let partitions = |tpl: &rdkafka::TopicPartitionList| -> Vec<TopicPartition> {
             tpl.elements()
                 .iter()
@@ -109,17 +124,26 @@ impl ConsumerContext for BridgeContext {
         };
         match rebalance {
             Rebalance::Assign(tpl) => {
+                if let Err(error) = consumer.pause(tpl) {
+                    tracing::warn!(resource = %self.resource, %error, "pausing new partitions failed");
+                }
                 let added = partitions(tpl);
                 tracing::info!(resource = %self.resource, partitions = ?added, "partitions assigned");
-                self.state.update(|assigned| assigned.extend(added));
+                self.state.update(|assigned| {
+                    assigned.epoch += 1;
+                    let epoch = assigned.epoch;
+                    assigned
+                        .partitions
+                        .extend(added.into_iter().map(|tp| (tp, epoch)));
+                });
             }
             Rebalance::Revoke(tpl) => {
                 let removed = partitions(tpl);
                 tracing::info!(resource = %self.resource, partitions = ?removed, "partitions revoked");
                 self.state.update(|assigned| {
-                    removed.iter().for_each(|tp| {
-                        assigned.remove(tp);
-                    })
+                    for tp in &removed {
+                        assigned.partitions.remove(tp);
+                    }
                 });
             }
             Rebalance::Error(error) => {

@@ -1,25 +1,26 @@
-//! One consumer group member: subscribes, polls, and hands each record to its partition's worker.
+//! One consumer group member: subscribes, and gives each assigned partition its own librdkafka
+//! queue and worker.
 //!
-//! The poll loop never waits on delivery. When a partition's queue is full its records go to a
-//! small overflow and the partition is paused at the broker, so a slow partition holds back only
-//! itself and memory stays bounded; it resumes once its worker has drained the overflow.
+//! Nothing waits on delivery here. A worker reads its partition only when it has room, so a slow
+//! partition holds back only itself, and librdkafka's bounded pre-fetch keeps memory flat. New
+//! partitions arrive paused (see [`BridgeContext`]); the loop splits off their queue, starts
+//! their worker, then resumes them, so no record of theirs passes through the shared queue.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka::message::Message;
 use rdkafka::{ClientConfig, TopicPartitionList};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::context::{BridgeContext, ConsumerState, TopicPartition};
 use super::handler::RecordHandler;
-use super::worker::{Backpressure, Concurrency, Worker};
+use super::worker::{Concurrency, Worker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -48,8 +49,6 @@ pub struct ConsumerSpec {
     /// Records in delivery at once across all partitions (unordered delivery), shared by every
     /// consumer instance of the resource.
     pub shared_in_flight: Option<Arc<Semaphore>>,
-    /// Records queued per partition ahead of its worker.
-    pub queue_capacity: usize,
 }
 
 /// Stop signals, in escalating order.
@@ -61,12 +60,9 @@ pub struct Shutdown {
     pub abort: CancellationToken,
 }
 
-struct Slot {
-    records: mpsc::Sender<OwnedMessage>,
-    overflow: VecDeque<OwnedMessage>,
-    /// Highest offset handed on; anything at or below it is a re-fetch and is skipped.
-    last_forwarded: i64,
-    backpressure: Arc<Backpressure>,
+/// A running partition worker and the assignment epoch it serves.
+struct Assigned {
+    epoch: u64,
     abort: CancellationToken,
 }
 
@@ -76,9 +72,7 @@ struct PollLoop<H> {
     state: Arc<ConsumerState>,
     handler: Arc<H>,
     shutdown: Shutdown,
-    slots: HashMap<TopicPartition, Slot>,
-    paused: usize,
-    room: Arc<Notify>,
+    partitions: HashMap<TopicPartition, Assigned>,
     workers: JoinSet<()>,
 }
 
@@ -110,9 +104,7 @@ pub async fn run<H: RecordHandler>(
         state,
         handler,
         shutdown,
-        slots: HashMap::new(),
-        paused: 0,
-        room: Arc::new(Notify::new()),
+        partitions: HashMap::new(),
         workers: JoinSet::new(),
         spec,
     };
@@ -123,16 +115,21 @@ pub async fn run<H: RecordHandler>(
 impl<H: RecordHandler> PollLoop<H> {
     async fn run(mut self) {
         let mut changes = self.state.subscribe_changes();
-        // A record borrows the consumer while the loop updates its own state.
+        // The shared queue must still be polled to serve rebalances and errors.
         let consumer = Arc::clone(&self.consumer);
         loop {
             tokio::select! {
                 biased;
                 () = self.shutdown.stop.cancelled() => break,
                 Ok(()) = changes.changed() => self.reconcile_assignment(),
-                () = self.room.notified(), if self.paused > 0 => self.drain_overflows(),
                 received = consumer.recv() => match received {
-                    Ok(message) => self.forward(&message),
+                    Ok(message) => tracing::warn!(
+                        resource = %self.spec.resource,
+                        topic = message.topic(),
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "record on the shared queue ignored; it is read again from its partition"
+                    ),
                     Err(error) => {
                         tracing::warn!(resource = %self.spec.resource, %error, "kafka consume error");
                     }
@@ -142,136 +139,53 @@ impl<H: RecordHandler> PollLoop<H> {
         self.finish().await;
     }
 
-    fn forward(&mut self, message: &BorrowedMessage<'_>) {
-        let tp = (message.topic().to_string(), message.partition());
-        if !self.slots.contains_key(&tp) {
-            if !self.state.is_assigned(&tp) {
-                tracing::debug!(topic = %tp.0, partition = tp.1, "record of an unassigned partition skipped");
-                return;
-            }
-            let slot = self.spawn_worker(tp.clone());
-            self.slots.insert(tp.clone(), slot);
-        }
-        let Some(slot) = self.slots.get_mut(&tp) else {
-            return;
-        };
-        if message.offset() <= slot.last_forwarded {
-            return;
-        }
-        slot.last_forwarded = message.offset();
-        let record = message.detach();
-        if !slot.overflow.is_empty() {
-            slot.overflow.push_back(record);
-            return;
-        }
-        match slot.records.try_send(record) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(record)) => {
-                slot.overflow.push_back(record);
-                slot.backpressure.paused.store(true, Ordering::Release);
-                self.paused += 1;
-                self.set_paused(&tp, true);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                // The worker ended after an abandoned delivery (abort); the record stays
-                // uncommitted and comes back to whoever consumes the partition next.
-                tracing::debug!(topic = %tp.0, partition = tp.1, "worker gone, record left uncommitted");
-            }
-        }
-    }
-
-    fn drain_overflows(&mut self) {
-        let mut resumed = Vec::new();
-        for (tp, slot) in &mut self.slots {
-            while let Some(record) = slot.overflow.pop_front() {
-                match slot.records.try_send(record) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(record)) => {
-                        slot.overflow.push_front(record);
-                        break;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        slot.overflow.clear();
-                        break;
-                    }
-                }
-            }
-            if slot.overflow.is_empty() && slot.backpressure.paused.swap(false, Ordering::AcqRel) {
-                resumed.push(tp.clone());
-            }
-        }
-        for tp in resumed {
-            self.paused -= 1;
-            self.set_paused(&tp, false);
-        }
-    }
-
-    fn set_paused(&self, tp: &TopicPartition, pause: bool) {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&tp.0, tp.1);
-        let result = if pause {
-            self.consumer.pause(&tpl)
-        } else {
-            self.consumer.resume(&tpl)
-        };
-        if let Err(error) = result {
-            tracing::warn!(topic = %tp.0, partition = tp.1, pause, %error, "pause/resume failed");
-        }
-    }
-
-    /// Drops the workers of partitions no longer assigned: their in-flight deliveries are
-    /// abandoned uncommitted, as the new owner starts from the last commit.
+    /// Starts a worker for each newly assigned partition and stops those of revoked ones (their
+    /// in-flight deliveries are abandoned uncommitted: the new owner starts from the last commit).
     fn reconcile_assignment(&mut self) {
-        let revoked: Vec<TopicPartition> = self
-            .slots
-            .keys()
-            .filter(|tp| !self.state.is_assigned(tp))
-            .cloned()
-            .collect();
-        for tp in revoked {
-            if let Some(slot) = self.slots.remove(&tp) {
-                slot.abort.cancel();
-                if slot.backpressure.paused.load(Ordering::Acquire) {
-                    self.paused -= 1;
-                }
+        let assignment: HashMap<TopicPartition, u64> =
+            self.state.assignment().into_iter().collect();
+        self.partitions.retain(|tp, assigned| {
+            let current = assignment.get(tp) == Some(&assigned.epoch);
+            if !current {
+                assigned.abort.cancel();
             }
-        }
-    }
-
-    fn spawn_worker(&mut self, tp: TopicPartition) -> Slot {
-        let (tx, rx) = mpsc::channel(self.spec.queue_capacity.max(1));
-        let backpressure = Arc::new(Backpressure {
-            paused: AtomicBool::new(false),
-            room: Arc::clone(&self.room),
+            current
         });
-        let abort = self.shutdown.abort.child_token();
-        let worker = Worker {
-            tp,
-            records: rx,
-            handler: Arc::clone(&self.handler),
-            consumer: Arc::clone(&self.consumer),
-            concurrency: Concurrency {
-                per_partition: self.spec.per_partition_in_flight.max(1),
-                shared: self.spec.shared_in_flight.clone(),
-            },
-            backpressure: Arc::clone(&backpressure),
-            stop: self.shutdown.stop.clone(),
-            abort: abort.clone(),
-        };
-        self.workers.spawn(worker.run());
-        Slot {
-            records: tx,
-            overflow: VecDeque::new(),
-            last_forwarded: -1,
-            backpressure,
-            abort,
+        for (tp, epoch) in assignment {
+            if self.partitions.contains_key(&tp) {
+                continue;
+            }
+            let Some(queue) = self.consumer.split_partition_queue(&tp.0, tp.1) else {
+                tracing::warn!(resource = %self.spec.resource, topic = %tp.0, partition = tp.1, "no queue for an assigned partition");
+                continue;
+            };
+            let abort = self.shutdown.abort.child_token();
+            let worker = Worker {
+                tp: tp.clone(),
+                queue,
+                handler: Arc::clone(&self.handler),
+                consumer: Arc::clone(&self.consumer),
+                concurrency: Concurrency {
+                    per_partition: self.spec.per_partition_in_flight.max(1),
+                    shared: self.spec.shared_in_flight.clone(),
+                },
+                stop: self.shutdown.stop.clone(),
+                abort: abort.clone(),
+            };
+            self.workers.spawn(worker.run());
+            self.partitions
+                .insert(tp.clone(), Assigned { epoch, abort });
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&tp.0, tp.1);
+            if let Err(error) = self.consumer.resume(&tpl) {
+                tracing::warn!(resource = %self.spec.resource, topic = %tp.0, partition = tp.1, %error, "resuming a new partition failed");
+            }
         }
     }
 
     /// Lets in-flight deliveries finish (until `abort`), then commits what settled and leaves
     /// the group, off the async runtime since both block.
     async fn finish(mut self) {
-        self.slots.clear();
         while self.workers.join_next().await.is_some() {}
         let consumer = Arc::clone(&self.consumer);
         let resource = self.spec.resource.clone();

@@ -46,7 +46,8 @@ mod tests {
     #[test]
     fn commit_point_moves_over_contiguous_prefix_only() {
         // (offsets started, settle order, expected result of each settle)
-        let cases: [(&[i64], &[i64], &[Option<i64>]); 4] = [
+        type Case<'a> = (&'a [i64], &'a [i64], &'a [Option<i64>]);
+        let cases: [Case; 4] = [
             (&[0, 1, 2], &[0, 1, 2], &[Some(0), Some(1), Some(2)]),
             (&[0, 1, 2], &[2, 1, 0], &[None, None, Some(2)]),
             (&[5, 9, 12], &[9, 5, 12], &[None, Some(9), Some(12)]),

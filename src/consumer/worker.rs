@@ -1,14 +1,16 @@
-//! A partition worker: takes one partition's records in offset order from a bounded queue,
-//! keeps up to `max_in_flight` of them in delivery (1 = ordered), and stores the commit point as
-//! the settled prefix grows.
+//! A partition worker: reads one partition's own librdkafka queue, keeps up to `max_in_flight`
+//! of its records in delivery (1 = ordered), and stores the commit point as the settled prefix
+//! grows. It reads a record only when it has room for it, so a slow partition simply stops
+//! reading: librdkafka then stops fetching it once its bounded pre-fetch queue is full, and the
+//! other partitions are not affected.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Message, OwnedMessage};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use rdkafka::message::Message;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::context::{BridgeContext, TopicPartition};
@@ -20,23 +22,16 @@ use super::offsets::OffsetTracker;
 pub(crate) struct Concurrency {
     /// Records of this partition in delivery at once: 1 keeps them in order.
     pub per_partition: usize,
-    /// Shared by all partitions of a source when delivery is unordered.
+    /// Shared by all partitions of a resource when delivery is unordered.
     pub shared: Option<Arc<Semaphore>>,
-}
-
-/// Tells the poll loop that a paused partition's queue has room again.
-pub(crate) struct Backpressure {
-    pub paused: AtomicBool,
-    pub room: Arc<Notify>,
 }
 
 pub(crate) struct Worker<H> {
     pub tp: TopicPartition,
-    pub records: mpsc::Receiver<OwnedMessage>,
+    pub queue: StreamPartitionQueue<BridgeContext>,
     pub handler: Arc<H>,
     pub consumer: Arc<StreamConsumer<BridgeContext>>,
     pub concurrency: Concurrency,
-    pub backpressure: Arc<Backpressure>,
     /// Stop taking records; finish those in flight.
     pub stop: CancellationToken,
     /// Abandon those in flight too.
@@ -44,7 +39,7 @@ pub(crate) struct Worker<H> {
 }
 
 impl<H: RecordHandler> Worker<H> {
-    pub async fn run(mut self) {
+    pub async fn run(self) {
         let mut tracker = OffsetTracker::default();
         let mut in_flight = FuturesUnordered::new();
         let mut stopping = false;
@@ -54,6 +49,7 @@ impl<H: RecordHandler> Worker<H> {
             }
             tokio::select! {
                 biased;
+                () = self.abort.cancelled() => break,
                 Some((offset, handled)) = in_flight.next(), if !in_flight.is_empty() => {
                     if handled == Handled::Abandoned {
                         // Everything after it is being abandoned too; nothing more may commit.
@@ -63,16 +59,16 @@ impl<H: RecordHandler> Worker<H> {
                         self.store(last);
                     }
                 }
-                record = self.records.recv(),
+                received = self.queue.recv(),
                     if !stopping && in_flight.len() < self.concurrency.per_partition =>
                 {
-                    let Some(record) = record else {
-                        stopping = true;
-                        continue;
+                    let record = match received {
+                        Ok(message) => message.detach(),
+                        Err(error) => {
+                            tracing::warn!(topic = %self.tp.0, partition = self.tp.1, %error, "kafka consume error");
+                            continue;
+                        }
                     };
-                    if self.backpressure.paused.load(Ordering::Acquire) {
-                        self.backpressure.room.notify_one();
-                    }
                     let offset = record.offset();
                     tracker.start(offset);
                     let handler = Arc::clone(&self.handler);

@@ -64,6 +64,10 @@ pub fn dead_letter_message(
             headers.insert(ERROR_CODE, HeaderValue::from_static("500"));
             Cow::Owned(format!("dispatch error: {message}").into_bytes())
         }
+        Failure::Response { status, message } => {
+            headers.insert(ERROR_CODE, HeaderValue::from(status.as_u16()));
+            Cow::Owned(format!("response error: {message}").into_bytes())
+        }
     };
     headers.insert(ERROR_DEST, encode_value(destination.as_str()));
     if data.is_empty() {

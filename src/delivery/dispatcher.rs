@@ -5,6 +5,8 @@
 //! [`DeliveryObserver::stalled`], until it settles or is cancelled.
 
 use std::future::Future;
+
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -119,7 +121,7 @@ impl Dispatcher {
     }
 
     /// Delivers `message` to `subscriber`, retrying and dead-lettering per its policy, until the
-    /// delivery settles or `cancel` fires.
+    /// delivery settles or `cancel` fires. Any 2xx response is accepted as it is.
     pub async fn deliver(
         &self,
         subscriber: &Subscriber,
@@ -127,11 +129,27 @@ impl Dispatcher {
         cancel: &CancellationToken,
         observer: &dyn DeliveryObserver,
     ) -> Result<Delivery, Cancelled> {
+        self.deliver_accepting(subscriber, message, cancel, observer, &AcceptAll)
+            .await
+    }
+
+    /// Like [`Dispatcher::deliver`], with `accept` judging each 2xx response of the subscriber
+    /// (e.g. forwarding its reply): when it fails, the attempt counts as failed and is retried,
+    /// then dead-lettered, like any other failure.
+    pub async fn deliver_accepting(
+        &self,
+        subscriber: &Subscriber,
+        message: &HttpMessage,
+        cancel: &CancellationToken,
+        observer: &dyn DeliveryObserver,
+        accept: &dyn AcceptResponse,
+    ) -> Result<Delivery, Cancelled> {
         let mut run = Run {
             clients: &self.clients,
             subscriber,
             cancel,
             observer,
+            accept,
             retries: 0,
         };
         let mut stalled_rounds = 0;
@@ -186,12 +204,35 @@ fn round_wait(policy: &DeliveryPolicy, round: u32) -> Duration {
     policy.backoff(round).clamp(ROUND_WAIT_MIN, ROUND_WAIT_MAX)
 }
 
+/// Judges a subscriber's 2xx response before the delivery counts as done.
+pub trait AcceptResponse: Send + Sync {
+    fn accept<'a>(
+        &'a self,
+        response: &'a Response,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), Failure>>;
+}
+
+/// Accepts every 2xx response (a source's sink: replies are discarded).
+pub struct AcceptAll;
+
+impl AcceptResponse for AcceptAll {
+    fn accept<'a>(
+        &'a self,
+        _response: &'a Response,
+        _cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
 /// One delivery in progress.
 struct Run<'a> {
     clients: &'a Clients,
     subscriber: &'a Subscriber,
     cancel: &'a CancellationToken,
     observer: &'a dyn DeliveryObserver,
+    accept: &'a dyn AcceptResponse,
     retries: u32,
 }
 
@@ -240,7 +281,16 @@ impl Run<'_> {
                 Ok(response) if classify(response.status) == Verdict::Success => {
                     self.observer
                         .attempt(leg, Some(response.status), started.elapsed());
-                    return Ok(Ok(response));
+                    if leg == Leg::DeadLetter {
+                        return Ok(Ok(response));
+                    }
+                    match self
+                        .cancellable(self.accept.accept(&response, self.cancel))
+                        .await?
+                    {
+                        Ok(()) => return Ok(Ok(response)),
+                        Err(failure) => failure,
+                    }
                 }
                 Ok(response) => Failure::Status(response),
                 Err(failure) => failure,

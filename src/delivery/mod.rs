@@ -17,11 +17,12 @@ mod test_server;
 mod tests;
 
 pub use dispatcher::{
-    Cancelled, Delivery, Dispatcher, DropReason, Outcome, Subscriber, BODY_LIMIT,
+    AcceptAll, AcceptResponse, Cancelled, Delivery, Dispatcher, DropReason, Outcome, Subscriber,
+    BODY_LIMIT,
 };
 pub use observer::{DeliveryObserver, Leg};
 pub use policy::{BackoffPolicy, DeliveryPolicy, Target};
-pub use response::Response;
+pub use response::{Failure, Response};
 
 /// Errors setting up delivery; failures of a delivery itself are [`Outcome`]s, not errors.
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,9 @@ pub enum Failure {
     /// No complete response: connection refused or reset, TLS failure, per-attempt timeout, or a
     /// body that could not be read.
     Transport { timeout: bool, message: String },
+    /// The subscriber answered 2xx but its response could not be accepted: a body that is not a
+    /// CloudEvent, or a reply that could not be forwarded. Retried like a transport failure.
+    Response { status: StatusCode, message: String },
 }
 
 impl Failure {
@@ -32,7 +35,7 @@ impl Failure {
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             Failure::Status(response) => Some(response.status),
-            Failure::Transport { .. } => None,
+            Failure::Transport { .. } | Failure::Response { .. } => None,
         }
     }
 
@@ -40,7 +43,7 @@ impl Failure {
     pub fn verdict(&self) -> Verdict {
         match self {
             Failure::Status(response) => classify(response.status),
-            Failure::Transport { .. } => Verdict::Retry,
+            Failure::Transport { .. } | Failure::Response { .. } => Verdict::Retry,
         }
     }
 
@@ -48,7 +51,7 @@ impl Failure {
     pub fn retry_after(&self, now: SystemTime) -> Option<Duration> {
         match self {
             Failure::Status(response) => retry_after(response.status, &response.headers, now),
-            Failure::Transport { .. } => None,
+            Failure::Transport { .. } | Failure::Response { .. } => None,
         }
     }
 }

@@ -23,8 +23,6 @@ use readiness::Readiness;
 pub struct EngineOptions {
     /// Events in delivery at once per unordered source.
     pub max_in_flight: usize,
-    /// Records queued per partition ahead of delivery.
-    pub queue_capacity: usize,
     /// How long a stopping resource may finish in-flight deliveries before they are abandoned.
     pub drain_timeout: Duration,
     pub client: ClientSettings,
@@ -34,7 +32,6 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             max_in_flight: 256,
-            queue_capacity: 256,
             drain_timeout: Duration::from_secs(30),
             client: ClientSettings::default(),
         }

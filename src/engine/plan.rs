@@ -109,8 +109,49 @@ impl SourcePlan {
     }
 }
 
+/// One subscriber of a KafkaChannel, as Knative's Subscription controller writes it into
+/// `spec.subscribers[]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberPlan {
+    pub uid: String,
+    pub generation: i64,
+    /// `subscriberUri`; absent when the subscription only forwards to its reply.
+    pub subscriber: Option<Target>,
+    /// `replyUri`: where a subscriber's reply event goes.
+    pub reply: Option<Target>,
+    /// The subscriber's delivery, falling back to the channel's.
+    pub delivery: DeliveryPolicy,
+    /// `kafka.NS.CHANNEL.UID`, so each subscriber progresses on its own.
+    pub consumer_group: String,
+    pub ordering: Ordering,
+}
+
+/// A KafkaChannel, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelPlan {
+    pub id: ResourceId,
+    pub kafka: KafkaConnection,
+    /// `knative-messaging-kafka.NS.NAME`.
+    pub topic: String,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    pub retention: std::time::Duration,
+    pub subscribers: Vec<Arc<SubscriberPlan>>,
+}
+
+impl ChannelPlan {
+    /// The channel's in-cluster host name, which the ingress also routes by.
+    pub fn host(&self) -> String {
+        format!(
+            "{}-kn-channel.{}.svc.cluster.local",
+            self.id.name, self.id.namespace
+        )
+    }
+}
+
 /// Everything the engine runs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub sources: Vec<Arc<SourcePlan>>,
+    pub channels: Vec<Arc<ChannelPlan>>,
 }

@@ -146,7 +146,6 @@ pub(crate) async fn run(plan: Arc<SourcePlan>, deps: Arc<Deps>, shutdown: Shutdo
         topics: plan.topics.clone(),
         per_partition_in_flight: per_partition,
         shared_in_flight: shared,
-        queue_capacity: deps.options.queue_capacity,
     };
     let states: Vec<Arc<ConsumerState>> = (0..plan.consumers.max(1))
         .map(|_| Arc::new(ConsumerState::default()))
@@ -162,8 +161,12 @@ pub(crate) async fn run(plan: Arc<SourcePlan>, deps: Arc<Deps>, shutdown: Shutdo
     tracing::info!(%resource, group = %plan.consumer_group, topics = ?plan.topics, sink = %plan.sink.url, "source starting");
 
     let mut consumers = JoinSet::new();
-    for state in &states {
-        let spec = spec.clone();
+    for (index, state) in states.iter().enumerate() {
+        let mut spec = spec.clone();
+        if states.len() > 1 {
+            // Tells the instances apart in logs: which one holds which partitions.
+            spec.resource = format!("{resource} consumer {index}");
+        }
         let handler = Arc::clone(&handler);
         let state = Arc::clone(state);
         let shutdown = shutdown.clone();

@@ -34,10 +34,23 @@ fn attribute_text(value: AttributeValue<'_>) -> Cow<'_, str> {
         AttributeValue::SpecVersion(SpecVersion::V10) => Cow::Borrowed("1.0"),
         AttributeValue::Boolean(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
         AttributeValue::Integer(i) => Cow::Owned(i.to_string()),
-        // `Z` rather than `+00:00`, and all the precision the event holds, so it round-trips.
-        AttributeValue::Time(t) => Cow::Owned(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+        AttributeValue::Time(t) => Cow::Owned(time_text(t)),
         AttributeValue::Binary(b) => Cow::Owned(BASE64_STANDARD.encode(b)),
     }
+}
+
+/// RFC 3339 as Knative's dispatchers write it (Java's `ISO_OFFSET_DATE_TIME`, Go's
+/// `RFC3339Nano`): `Z` rather than `+00:00`, and a fraction with every digit the time holds but
+/// no trailing zeros (`.5`, not `.500`; none for a whole second), so a sink comparing strings
+/// sees what Knative sends and the value still round-trips.
+fn time_text(time: &DateTime<Utc>) -> String {
+    let mut text = time.to_rfc3339_opts(SecondsFormat::Nanos, true);
+    // Nanos always writes `.` and nine digits before the final `Z`.
+    text.pop();
+    let kept = text.trim_end_matches('0').trim_end_matches('.').len();
+    text.truncate(kept);
+    text.push('Z');
+    text
 }
 
 /// Attributes collected from binary-mode headers, in any order, before the event is built.
@@ -260,5 +273,31 @@ mod tests {
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
             .collect();
         assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn time_has_no_trailing_zeros_in_its_fraction() {
+        let at = |ms: i64, extra_ns: u32| {
+            DateTime::from_timestamp(
+                ms.div_euclid(1000),
+                (ms.rem_euclid(1000) as u32) * 1_000_000 + extra_ns,
+            )
+            .unwrap()
+        };
+        let cases = [
+            (at(1_700_000_000_000, 0), "2023-11-14T22:13:20Z"),
+            (at(1_700_000_000_500, 0), "2023-11-14T22:13:20.5Z"),
+            (at(1_700_000_000_120, 0), "2023-11-14T22:13:20.12Z"),
+            (at(1_700_000_000_123, 0), "2023-11-14T22:13:20.123Z"),
+            (at(1_700_000_000_000, 4_500), "2023-11-14T22:13:20.0000045Z"),
+            (at(1_700_000_000_001, 1), "2023-11-14T22:13:20.001000001Z"),
+            (at(0, 0), "1970-01-01T00:00:00Z"),
+            (at(-1, 0), "1969-12-31T23:59:59.999Z"),
+        ];
+        for (time, want) in cases {
+            assert_eq!(time_text(&time), want);
+            // Still the same instant when read back.
+            assert_eq!(DateTime::parse_from_rfc3339(want).unwrap(), time);
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The feed's one error type. Every message says where: the file (and document), the resource
-//! (`KafkaSource ns/name`) and the field path (`spec.delivery.backoffDelay`).
+//! (`KafkaSource ns/name`, `KafkaChannel ns/name`) and the field path (`spec.delivery.backoffDelay`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ impl fmt::Display for DocRef {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         path: PathBuf,
         #[source]
@@ -44,6 +44,20 @@ pub enum FeedError {
         /// Dotted path from the document root.
         field: String,
         problem: String,
+    },
+    /// A resource needs a ConfigMap that the files do not hold.
+    #[error(
+        "{doc}: {resource}: needs ConfigMap {namespace}/{name} with key {key}, which is not in \
+         the given files; {hint}"
+    )]
+    MissingConfigMap {
+        doc: DocRef,
+        resource: String,
+        namespace: &'static str,
+        name: &'static str,
+        key: &'static str,
+        /// What the ConfigMap is for and how to write it.
+        hint: &'static str,
     },
     #[error("{doc}: {resource} is defined twice (first in {first})")]
     Duplicate {

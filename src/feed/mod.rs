@@ -1,9 +1,15 @@
 //! Feeds: what gives the engine its [`Plan`](crate::engine::plan::Plan).
 //!
-//! Standalone, the plan comes from Knative YAML files ([`load_plan`]); the resolution of one
-//! KafkaSource into a [`SourcePlan`](crate::engine::plan::SourcePlan) ([`resolve`]) is shared with
-//! any other feed, so defaults and validation are written once.
+//! Standalone, the plan comes from Knative YAML files ([`load_plan`]). Resolving one resource is
+//! shared with any other feed, so defaults and validation are written once: a KafkaSource into a
+//! [`SourcePlan`](crate::engine::plan::SourcePlan) ([`resolve`]), a KafkaChannel into a
+//! [`ChannelPlan`](crate::engine::plan::ChannelPlan) ([`channel`]) on the cluster that
+//! `kafka-channel-config` describes ([`channel_config`]), and either's delivery ([`delivery`]).
 
+pub mod auth_secret;
+pub mod channel;
+pub mod channel_config;
+pub mod delivery;
 pub mod duration;
 pub mod error;
 pub mod files;

@@ -5,28 +5,22 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::delivery::policy::{BackoffPolicy, DeliveryPolicy};
 use crate::engine::plan::{
     InitialOffset, KafkaConnection, KeyType, Ordering, ResourceId, SourcePlan,
 };
 use crate::resources::kafka_source::{CONSUMER_GROUP_PREFIX, KEY_TYPE_LABEL};
-use crate::resources::{self, Addressable, BackoffPolicyType, DeliverySpec, KReference};
+use crate::resources::{self, Addressable, KReference};
 
-use super::{duration, net, target};
+use super::{net, target};
+
+// Kept here too: sources and other feeds reach delivery resolution through this module.
+pub use super::delivery::delivery_policy;
 
 /// Namespace when `metadata.namespace` is absent, as `kubectl apply` would use.
 pub const DEFAULT_NAMESPACE: &str = "default";
-
-/// Backoff delay when `delivery` is given with `retry` but no `backoffDelay`: the value Knative's
-/// consumer reconciler passes for KafkaSources.
-pub const DEFAULT_BACKOFF_DELAY: Duration = Duration::from_millis(200);
-
-/// Per-attempt timeout when `delivery` is given without `timeout`: the dispatcher's default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What resolution needs from outside the source itself.
 pub trait Lookup {
@@ -60,8 +54,8 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// The id of a source: its namespace (defaulted) and name.
-pub fn source_id(meta: &resources::ObjectMeta) -> Result<ResourceId, FieldError> {
+/// The id of a resource: its namespace (defaulted) and name.
+pub fn resource_id(meta: &resources::ObjectMeta) -> Result<ResourceId, FieldError> {
     let name = meta.name.as_deref().filter(|n| !n.is_empty());
     let name = name.ok_or_else(|| FieldError::new("metadata.name", "required"))?;
     let namespace = meta.namespace.as_deref().filter(|n| !n.is_empty());
@@ -87,7 +81,7 @@ pub fn source_plan(
     source: &resources::KafkaSource,
     lookup: &impl Lookup,
 ) -> Result<SourcePlan, FieldError> {
-    let id = source_id(&source.metadata)?;
+    let id = resource_id(&source.metadata)?;
     let spec = &source.spec;
     let ns = id.namespace.as_str();
 
@@ -187,57 +181,4 @@ fn key_type(labels: &BTreeMap<String, String>) -> Result<KeyType, FieldError> {
             format!("{other:?} is not one of string, int, float, byte-array"),
         )),
     }
-}
-
-/// `spec.delivery` with Knative's semantics. Absent: the KafkaSource defaults. Present: what
-/// the control plane and dispatcher do with it: `retry` unset means no retries, the backoff
-/// delay defaults to 200 ms and the policy to exponential, the timeout to 600 s.
-pub fn delivery_policy(
-    spec: Option<&DeliverySpec>,
-    namespace: &str,
-    lookup: &impl Lookup,
-) -> Result<DeliveryPolicy, FieldError> {
-    const FIELD: &str = "spec.delivery";
-    let Some(spec) = spec else {
-        return Ok(DeliveryPolicy::source_default());
-    };
-    let field = |name: &str| format!("{FIELD}.{name}");
-    let parse = |value: &Option<String>, name: &str| -> Result<Option<Duration>, FieldError> {
-        value
-            .as_deref()
-            .map(duration::parse)
-            .transpose()
-            .map_err(|e| FieldError::new(field(name), e.to_string()))
-    };
-
-    let retry = spec.retry.unwrap_or(0);
-    let retry = u32::try_from(retry)
-        .map_err(|_| FieldError::new(field("retry"), format!("{retry} is negative")))?;
-    let timeout = parse(&spec.timeout, "timeout")?;
-    if timeout.is_some_and(|t| t.is_zero()) {
-        return Err(FieldError::new(
-            field("timeout"),
-            "must be greater than zero",
-        ));
-    }
-    if spec.format.is_some() {
-        tracing::warn!("{FIELD}.format is not supported; events keep their delivery format");
-    }
-    let dead_letter = spec
-        .dead_letter_sink
-        .as_ref()
-        .map(|dls| target::resolve(dls, &field("deadLetterSink"), namespace, lookup))
-        .transpose()?;
-
-    Ok(DeliveryPolicy {
-        retry,
-        backoff_policy: match spec.backoff_policy {
-            Some(BackoffPolicyType::Linear) => BackoffPolicy::Linear,
-            Some(BackoffPolicyType::Exponential) | None => BackoffPolicy::Exponential,
-        },
-        backoff_delay: parse(&spec.backoff_delay, "backoffDelay")?.unwrap_or(DEFAULT_BACKOFF_DELAY),
-        timeout: Some(timeout.unwrap_or(DEFAULT_TIMEOUT)),
-        retry_after_max: parse(&spec.retry_after_max, "retryAfterMax")?,
-        dead_letter,
-    })
 }

@@ -1,53 +1,69 @@
 //! The standalone feed: Knative manifests on disk -> a [`Plan`].
 //!
-//! KafkaSources (`v1beta1` and `v1`) become [`SourcePlan`](crate::engine::plan::SourcePlan)s;
-//! `v1` Secrets answer their `net` references (same namespace); any other document is not run,
-//! but a sink `ref` may point at it and resolves to its `status.address`. Nothing here talks to a
-//! cluster: a `ref` to an object not in the files, or without an address, is an error.
+//! KafkaSources (`v1beta1` and `v1`) become [`SourcePlan`]s and KafkaChannels (`v1beta1`)
+//! [`ChannelPlan`]s. `v1` Secrets answer `net` references (same namespace) and the channels' auth
+//! Secret; the `v1` ConfigMap `knative-eventing/kafka-channel-config` gives the channels' cluster,
+//! as in a cluster. Any other document is not run, but a sink or dead-letter `ref` may point at
+//! it and resolves to its `status.address`. Nothing here talks to a cluster: a `ref` to an object
+//! not in the files, or without an address, is an error.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::engine::plan::{Plan, SourcePlan};
+use crate::engine::plan::{ChannelPlan, KafkaConnection, Plan, ResourceId, SourcePlan};
+use crate::resources::kafka_channel::{API_VERSION as CHANNEL_API_VERSION, KIND as KAFKA_CHANNEL};
 use crate::resources::kafka_source::{API_VERSIONS, KIND as KAFKA_SOURCE};
-use crate::resources::{AddressStatus, Addressable, KReference, KafkaSource, Secret};
+use crate::resources::{
+    AddressStatus, Addressable, ConfigMap, KReference, KafkaChannel, KafkaSource, Secret,
+};
 
+use super::channel;
+use super::channel_config::{
+    self, ConfigError, BOOTSTRAP_SERVERS_KEY, CONFIG_MAP_NAME, CONFIG_MAP_NAMESPACE,
+};
 use super::error::{DocRef, FeedError};
 use super::files::{self, Document};
 use super::resolve::{self, FieldError, Lookup, DEFAULT_NAMESPACE};
 use super::target::describe;
 
 /// Reads `paths` (files, or directories of `.yaml`/`.yml`/`.json`, not recursed) and resolves
-/// every KafkaSource in them. Blocking file I/O: call it from `spawn_blocking` in async code.
+/// every KafkaSource and KafkaChannel in them. Blocking file I/O: call it from `spawn_blocking`
+/// in async code.
 pub fn load_plan(paths: &[PathBuf]) -> Result<Plan, FeedError> {
     plan_from_documents(&files::read_documents(paths)?)
 }
 
-/// Resolves the KafkaSources among `documents`, in document order.
+/// Resolves the KafkaSources and KafkaChannels among `documents`, each kind in document order.
 pub fn plan_from_documents(documents: &[Document]) -> Result<Plan, FeedError> {
     let index = Index::build(documents)?;
-    let mut seen: HashMap<_, &DocRef> = HashMap::new();
+    let mut seen = Seen::new();
+    // Read once, when the first channel needs it.
+    let mut channel_cluster: Option<KafkaConnection> = None;
     let mut plan = Plan::default();
     for doc in documents {
         let api_version = doc.str_field("apiVersion").unwrap_or_default();
         match doc.str_field("kind") {
             Some(KAFKA_SOURCE) if API_VERSIONS.contains(&api_version) => {
                 let source = resolve_source(doc, &index)?;
-                if let Some(first) = seen.insert(source.id.clone(), &doc.at) {
-                    return Err(FeedError::Duplicate {
-                        doc: doc.at.clone(),
-                        resource: format!("{KAFKA_SOURCE} {}", source.id),
-                        first: first.clone(),
-                    });
-                }
+                check_unique(&mut seen, KAFKA_SOURCE, &source.id, doc)?;
                 plan.sources.push(Arc::new(source));
             }
             Some(KAFKA_SOURCE) => tracing::warn!(
                 "{}: skipping KafkaSource with apiVersion {api_version:?}; supported: {API_VERSIONS:?}",
                 doc.at
             ),
-            Some("Secret") if api_version == "v1" => {}
+            Some(KAFKA_CHANNEL) if api_version == CHANNEL_API_VERSION => {
+                let channel = resolve_channel(doc, &index, &mut channel_cluster)?;
+                check_unique(&mut seen, KAFKA_CHANNEL, &channel.id, doc)?;
+                plan.channels.push(Arc::new(channel));
+            }
+            Some(KAFKA_CHANNEL) => tracing::warn!(
+                "{}: skipping KafkaChannel with apiVersion {api_version:?}; supported: \
+                 {CHANNEL_API_VERSION:?}",
+                doc.at
+            ),
+            Some("Secret" | "ConfigMap") if api_version == "v1" => {}
             Some(kind) => tracing::warn!(
                 "{}: {kind} ({api_version}) is not run in standalone mode; \
                  it is only used to resolve sink refs",
@@ -56,24 +72,103 @@ pub fn plan_from_documents(documents: &[Document]) -> Result<Plan, FeedError> {
             None => tracing::warn!("{}: skipping a document without a kind", doc.at),
         }
     }
-    if plan.sources.is_empty() {
-        tracing::warn!("no KafkaSource found: nothing to run");
+    if plan.sources.is_empty() && plan.channels.is_empty() {
+        tracing::warn!("no KafkaSource or KafkaChannel found: nothing to run");
     }
     Ok(plan)
+}
+
+/// Where each resource, by kind and id, was first defined.
+type Seen<'a> = HashMap<(&'static str, ResourceId), &'a DocRef>;
+
+fn check_unique<'a>(
+    seen: &mut Seen<'a>,
+    kind: &'static str,
+    id: &ResourceId,
+    doc: &'a Document,
+) -> Result<(), FeedError> {
+    match seen.insert((kind, id.clone()), &doc.at) {
+        Some(first) => Err(FeedError::Duplicate {
+            doc: doc.at.clone(),
+            resource: format!("{kind} {id}"),
+            first: first.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 fn resolve_source(doc: &Document, index: &Index<'_>) -> Result<SourcePlan, FeedError> {
     let resource = label(KAFKA_SOURCE, doc);
     // Warnings raised while resolving (ignored fields) then say which source and file.
     let _span = tracing::warn_span!("resolve", %resource, at = %doc.at).entered();
-    let invalid = |e: FieldError| FeedError::Invalid {
+    let source: KafkaSource = decode(doc).map_err(|e| invalid(doc, &resource, e))?;
+    resolve::source_plan(&source, index).map_err(|e| invalid(doc, &resource, e))
+}
+
+fn resolve_channel(
+    doc: &Document,
+    index: &Index<'_>,
+    cluster: &mut Option<KafkaConnection>,
+) -> Result<ChannelPlan, FeedError> {
+    let resource = label(KAFKA_CHANNEL, doc);
+    let _span = tracing::warn_span!("resolve", %resource, at = %doc.at).entered();
+    let channel: KafkaChannel = decode(doc).map_err(|e| invalid(doc, &resource, e))?;
+    let kafka = match cluster {
+        Some(kafka) => kafka.clone(),
+        None => cluster
+            .insert(channel_cluster(doc, &resource, index)?)
+            .clone(),
+    };
+    channel::channel_plan(&channel, kafka, index).map_err(|e| invalid(doc, &resource, e))
+}
+
+/// The channels' cluster, from `kafka-channel-config`. A problem in the ConfigMap or its Secret
+/// points at that document; a missing ConfigMap at the channel (`doc`, `resource`) needing it.
+fn channel_cluster(
+    doc: &Document,
+    resource: &str,
+    index: &Index<'_>,
+) -> Result<KafkaConnection, FeedError> {
+    let Some(cm_doc) = index.config_map(CONFIG_MAP_NAMESPACE, CONFIG_MAP_NAME)? else {
+        return Err(FeedError::MissingConfigMap {
+            doc: doc.at.clone(),
+            resource: resource.to_owned(),
+            namespace: CONFIG_MAP_NAMESPACE,
+            name: CONFIG_MAP_NAME,
+            key: BOOTSTRAP_SERVERS_KEY,
+            hint: "KafkaChannels take their Kafka cluster from it, as in a cluster \
+                   (`bootstrap.servers: embedded` runs one in this process)",
+        });
+    };
+    let cm_resource = label("ConfigMap", cm_doc);
+    let needed_by = |e: FieldError| FieldError {
+        problem: format!("{} (needed by {resource})", e.problem),
+        ..e
+    };
+    let config_map: ConfigMap =
+        decode(cm_doc).map_err(|e| invalid(cm_doc, &cm_resource, needed_by(e)))?;
+    channel_config::kafka_connection(&config_map, index).map_err(|e| match e {
+        ConfigError::ConfigMap(e) => invalid(cm_doc, &cm_resource, needed_by(e)),
+        ConfigError::Secret { id, error } => {
+            let error = needed_by(error);
+            FeedError::Invalid {
+                // The Secret was found in the files, so its document is known.
+                doc: index.secret_doc(&id).unwrap_or(&cm_doc.at).clone(),
+                resource: format!("Secret {id}"),
+                field: error.field,
+                problem: error.problem,
+            }
+        }
+    })
+}
+
+fn invalid(doc: &Document, resource: &str, e: FieldError) -> FeedError {
+    FeedError::Invalid {
         doc: doc.at.clone(),
-        resource: resource.clone(),
+        resource: resource.to_owned(),
         field: e.field,
         problem: e.problem,
-    };
-    let source: KafkaSource = decode(doc).map_err(invalid)?;
-    resolve::source_plan(&source, index).map_err(invalid)
+    }
 }
 
 /// Decodes a document into `T`, naming the field on a type error.
@@ -144,6 +239,32 @@ impl<'a> Index<'a> {
         Ok(Self { secrets, documents })
     }
 
+    /// Where Secret `id` is defined.
+    fn secret_doc(&self, id: &ResourceId) -> Option<&'a DocRef> {
+        self.secrets
+            .get(&(id.namespace.clone(), id.name.clone()))
+            .map(|(at, _)| *at)
+    }
+
+    /// The `v1` ConfigMap `namespace/name`, if the files hold it (once).
+    fn config_map(&self, namespace: &str, name: &str) -> Result<Option<&'a Document>, FeedError> {
+        let mut found = self.documents.iter().filter(|doc| {
+            doc.str_field("apiVersion") == Some("v1")
+                && doc.str_field("kind") == Some("ConfigMap")
+                && doc.meta_str("name") == Some(name)
+                && namespace_of(doc) == namespace
+        });
+        let first = found.next();
+        if let (Some(first), Some(again)) = (first, found.next()) {
+            return Err(FeedError::Duplicate {
+                doc: again.at.clone(),
+                resource: format!("ConfigMap {namespace}/{name}"),
+                first: first.at.clone(),
+            });
+        }
+        Ok(first)
+    }
+
     fn find(&self, kref: &KReference) -> Option<&'a Document> {
         let namespace = kref.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
         self.documents.iter().find(|doc| {
@@ -209,3 +330,7 @@ impl Lookup for Index<'_> {
 #[cfg(test)]
 #[path = "standalone_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "standalone_channel_tests.rs"]
+mod channel_tests;

@@ -53,7 +53,7 @@ fn with_sink(sink: &str) -> String {
     serde_yaml_ng::to_string(&base).unwrap()
 }
 
-fn merge(base: &mut Value, patch: Value) {
+pub(super) fn merge(base: &mut Value, patch: Value) {
     match (base, patch) {
         (Value::Object(base), Value::Object(patch)) => {
             for (key, value) in patch {
@@ -68,7 +68,7 @@ fn merge(base: &mut Value, patch: Value) {
     }
 }
 
-fn url(text: &str) -> url::Url {
+pub(super) fn url(text: &str) -> url::Url {
     url::Url::parse(text).unwrap()
 }
 

@@ -28,11 +28,7 @@ pub(super) fn resolve(
                 "expected a `ref` or a `uri`, got neither",
             ));
         };
-        let url = absolute_http_url(uri).map_err(|p| FieldError::new(format!("{field}.uri"), p))?;
-        return Ok(Target {
-            url,
-            ca_certs: dest_ca,
-        });
+        return absolute(uri, dest_ca.as_deref(), &format!("{field}.uri"));
     };
 
     let kref = checked_ref(kref, &format!("{field}.ref"), namespace)?;
@@ -48,6 +44,18 @@ pub(super) fn resolve(
     };
     // The Destination's CA certificates take precedence over the Addressable's, as in Knative.
     let ca_certs = dest_ca.or(address.ca_certs.filter(|c| !c.trim().is_empty()));
+    Ok(Target { url, ca_certs })
+}
+
+/// A target given as an absolute http(s) URL at `field` (a `uri` without `ref`, a channel
+/// subscriber's `subscriberUri`), with the PEM CA certificates given alongside it.
+pub(super) fn absolute(
+    uri: &str,
+    ca_certs: Option<&str>,
+    field: &str,
+) -> Result<Target, FieldError> {
+    let url = absolute_http_url(uri).map_err(|p| FieldError::new(field, p))?;
+    let ca_certs = ca_certs.filter(|c| !c.trim().is_empty()).map(str::to_owned);
     Ok(Target { url, ca_certs })
 }
 

@@ -56,6 +56,13 @@ pub fn producer_config(conn: &KafkaConnection, settings: &ClientSettings) -> Cli
     config
 }
 
+/// An admin client (topic management).
+pub fn admin_config(conn: &KafkaConnection, settings: &ClientSettings) -> ClientConfig {
+    let mut config = base_config(conn);
+    apply_overrides(&mut config, settings);
+    config
+}
+
 fn base_config(conn: &KafkaConnection) -> ClientConfig {
     let mut config = ClientConfig::new();
     config

@@ -9,7 +9,7 @@ use rdkafka::producer::DefaultProducerContext;
 pub enum EmbeddedError {
     #[error("starting the embedded Kafka cluster: {0}")]
     Start(rdkafka::error::KafkaError),
-    #[error("creating topic {topic:?} in the embedded Kafka cluster: {source}")]
+    #[error("creating topic {topic:?} in the embedded Kafka cluster")]
     Topic {
         topic: String,
         source: rdkafka::error::KafkaError,

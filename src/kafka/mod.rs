@@ -3,3 +3,5 @@
 
 pub mod client_config;
 pub mod embedded;
+pub mod offsets;
+pub mod topics;

@@ -6,16 +6,22 @@
 //! feeds parse and validate them once when they resolve a plan.
 
 pub mod addressable;
+pub mod channelable;
+pub mod config_map;
 pub mod delivery;
 pub mod destination;
+pub mod kafka_channel;
 pub mod kafka_source;
 pub mod meta;
 pub mod secret;
 pub mod status;
 
 pub use addressable::{AddressStatus, Addressable};
+pub use channelable::{AppliedEventPolicyRef, SubscriberSpec, SubscriberStatus};
+pub use config_map::ConfigMap;
 pub use delivery::{BackoffPolicyType, DeliveryFormat, DeliverySpec};
 pub use destination::{Destination, KReference};
+pub use kafka_channel::{KafkaChannel, KafkaChannelSpec, KafkaChannelStatus};
 pub use kafka_source::{
     CloudEventOverrides, InitialOffset, KafkaNetSpec, KafkaSaslSpec, KafkaSource, KafkaSourceSpec,
     KafkaSourceStatus, KafkaTlsSpec, Ordering, SecretValueFromSource,
