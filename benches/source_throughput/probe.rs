@@ -1,0 +1,144 @@
+//! Yardsticks in the bench process: a plain rdkafka consumer that drains a topic with no HTTP at
+//! all (how fast the broker can feed a consumer: if a bridge comes close to it, the broker is the
+//! bottleneck), one that only joins a group (how much of the bridge's time to ready is the join),
+//! and an HTTP client with no Kafka (how fast the sink can go).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt as _;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::Message as _;
+
+use crate::broker::client_config;
+
+pub struct RawDrain {
+    pub count: u64,
+    pub started: Instant,
+    pub first: Instant,
+    pub last: Instant,
+}
+
+fn consumer(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
+    let mut config = client_config(bootstrap);
+    config
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", crate::SESSION_TIMEOUT_MS);
+    config.create().context("creating the probe consumer")
+}
+
+/// Reads `expected` records of `topic` from the start, doing nothing with them.
+pub async fn raw_drain(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    expected: u64,
+    timeout: Duration,
+) -> anyhow::Result<RawDrain> {
+    let (bootstrap, topic, group) = (bootstrap.to_owned(), topic.to_owned(), group.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let consumer = consumer(&bootstrap, &group)?;
+        consumer
+            .subscribe(&[topic.as_str()])
+            .context("subscribing")?;
+        let deadline = started + timeout;
+        let mut count = 0;
+        let mut first = None;
+        let mut last = started;
+        while count < expected && Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(message)) => {
+                    // Touch the payload as a consumer would, so nothing is optimised away.
+                    std::hint::black_box(message.payload().map(<[u8]>::len));
+                    last = Instant::now();
+                    first.get_or_insert(last);
+                    count += 1;
+                }
+                Some(Err(error)) => eprintln!("  probe consumer: {error}"),
+                None => {}
+            }
+        }
+        let Some(first) = first else {
+            bail!("the probe consumer read nothing from {topic} within {timeout:?}");
+        };
+        Ok(RawDrain {
+            count,
+            started,
+            first,
+            last,
+        })
+    })
+    .await
+    .context("probe task")?
+}
+
+/// Time from creating a consumer to it holding partitions of `topic`.
+pub async fn join_time(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
+    let (bootstrap, topic, group) = (bootstrap.to_owned(), topic.to_owned(), group.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let consumer = consumer(&bootstrap, &group)?;
+        consumer
+            .subscribe(&[topic.as_str()])
+            .context("subscribing")?;
+        while started.elapsed() < timeout {
+            // Polling serves the group protocol; the topic is empty, so nothing is returned.
+            if let Some(Err(error)) = consumer.poll(Duration::from_millis(5)) {
+                eprintln!("  join probe: {error}");
+            }
+            let assigned = consumer
+                .assignment()
+                .map(|list| list.count() > 0)
+                .unwrap_or(false);
+            if assigned {
+                return Ok(started.elapsed());
+            }
+        }
+        bail!("the join probe got no partitions of {topic} within {timeout:?}")
+    })
+    .await
+    .context("join probe task")?
+}
+
+/// POSTs `count` 1 KiB bodies to `sink`, `in_flight` at a time, from a reqwest client in the
+/// bench process: what the sink sustains with no Kafka at all (client and sink share the bench
+/// process, so this understates the sink's capacity rather than overstating it).
+pub async fn http_only(sink: &str, count: u64, in_flight: usize) -> anyhow::Result<f64> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(in_flight)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("building the HTTP probe client")?;
+    let body = bytes::Bytes::from(vec![b'x'; 1024]);
+    let started = Instant::now();
+    let results: Vec<Result<(), reqwest::Error>> = futures::stream::iter(0..count)
+        .map(|n| {
+            let request = client
+                .post(sink)
+                .header("ce-specversion", "1.0")
+                .header("ce-id", n.to_string())
+                .header("ce-source", "bench")
+                .header("ce-type", "bench")
+                .body(body.clone());
+            async move { request.send().await.map(drop) }
+        })
+        .buffer_unordered(in_flight)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    if failed > 0 {
+        bail!("{failed} of {count} probe POSTs failed");
+    }
+    Ok(count as f64 / elapsed.as_secs_f64().max(1e-9))
+}
