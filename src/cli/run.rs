@@ -42,7 +42,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         client: ClientSettings {
             overrides: args.kafka_config.into_iter().collect(),
         },
-        ..EngineOptions::default()
     };
     let mut engine = Engine::new(options, Arc::clone(&metrics), readiness.clone())?;
 
