@@ -22,6 +22,21 @@ use super::RunArgs;
 const EMBEDDED_PARTITIONS: i32 = 4;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Readiness::default();
+    let options = EngineOptions {
+        max_in_flight: args.max_in_flight.max(1),
+        drain_timeout: args.drain_timeout,
+        client: ClientSettings {
+            overrides: args.kafka_config.into_iter().collect(),
+        },
+    };
+    // Building the HTTP client loads the system's TLS roots (~100 ms): off the runtime, while
+    // the files are read.
+    let engine = {
+        let (metrics, readiness) = (Arc::clone(&metrics), readiness.clone());
+        tokio::task::spawn_blocking(move || Engine::new(options, metrics, readiness))
+    };
     let files = args.files.clone();
     let mut plan = tokio::task::spawn_blocking(move || feed::load_plan(&files))
         .await
@@ -34,17 +49,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Kept alive until the process ends; the cluster lives in this process's memory.
     let _embedded = start_embedded(&mut plan)?;
 
-    let metrics = Arc::new(Metrics::new());
-    let readiness = Readiness::default();
-    let options = EngineOptions {
-        max_in_flight: args.max_in_flight.max(1),
-        drain_timeout: args.drain_timeout,
-        client: ClientSettings {
-            overrides: args.kafka_config.into_iter().collect(),
-        },
-    };
-    let mut engine = Engine::new(options, Arc::clone(&metrics), readiness.clone())?;
-
     let listener = admin::bind(args.admin_addr)
         .await
         .with_context(|| format!("binding the admin address {}", args.admin_addr))?;
@@ -54,6 +58,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         admin::router(readiness, metrics),
         admin_stop.clone(),
     ));
+    let mut engine = engine.await.context("creating the engine")??;
     // The ingress serves channels only; a process running sources alone leaves the port free.
     let ingress_task = if plan.channels.is_empty() {
         None
