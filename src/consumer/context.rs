@@ -113,8 +113,20 @@ impl ClientContext for BridgeContext {
 }
 
 impl ConsumerContext for BridgeContext {
-    /// New partitions are paused at once, before their first fetch: the poll loop gives each its
-    /// own queue and resumes it, so no record of theirs ever lands in the shared queue.
+    /// New partitions are paused before they are assigned, so none is fetched until the poll loop
+    /// has given it its own queue and resumed it. Pausing only after the assignment would race
+    /// the first fetch: librdkafka drops what a pause catches in flight and, with nothing
+    /// consumed yet, resumes *after* it, skipping those records.
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            if let Err(error) = consumer.pause(tpl) {
+                tracing::warn!(resource = %self.resource, %error, "pausing new partitions failed");
+            }
+        }
+    }
+
+    /// Records the assignment; new partitions are paused again in case the pause before the
+    /// assignment found no partition state to mark (it normally does: metadata comes first).
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let partitions = |tpl: &rdkafka::TopicPartitionList| -> Vec<TopicPartition> {
             tpl.elements()
