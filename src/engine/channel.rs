@@ -12,17 +12,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
 use crate::delivery::{
-    AcceptAll, AcceptResponse, Cancelled, DeliveryObserver, Dispatcher, Failure, Leg, Outcome,
-    Response, Subscriber,
+    AcceptAll, AcceptResponse, Cancelled, Dispatcher, Failure, Outcome, Response, Subscriber,
 };
 use crate::engine::plan::{ChannelPlan, InitialOffset, Ordering, SubscriberPlan};
+use crate::engine::recorder::DeliveryRecorder;
 use crate::engine::Deps;
 use crate::event::{http_binding, kafka_binding, HttpMessage};
 use crate::ingress::producer::is_forwarded;
 use crate::kafka::client_config::consumer_config;
 use crate::kafka::offsets::initialize_to_latest;
 use crate::kafka::topics::{ensure_topic, TopicSpec};
-use crate::metrics::ResourceMetrics;
 
 pub(crate) const KIND: &str = "KafkaChannel";
 
@@ -176,7 +175,7 @@ async fn run_subscriber(
         per_partition_in_flight: per_partition,
         shared_in_flight: shared,
     };
-    let metrics = handler.metrics.clone();
+    let metrics = handler.recorder.metrics.clone();
     let gauges_state = Arc::clone(&state);
     let run = consumer::run(spec, handler, state, shutdown);
     tokio::pin!(run);
@@ -199,7 +198,6 @@ async fn run_subscriber(
 }
 
 struct SubscriberHandler {
-    resource: String,
     /// Where each event goes: the subscriber, or the reply target when the subscription only
     /// forwards.
     target: Subscriber,
@@ -209,7 +207,7 @@ struct SubscriberHandler {
     /// delivered to directly answers nothing that is read.
     reads_replies: bool,
     dispatcher: Dispatcher,
-    metrics: ResourceMetrics,
+    recorder: DeliveryRecorder,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -251,12 +249,14 @@ impl SubscriberHandler {
             (None, None) => return Err(SubscriberError::NoTarget),
         };
         Ok(Self {
-            resource,
             target,
             reply,
             reads_replies,
             dispatcher: deps.dispatcher.clone(),
-            metrics: deps.metrics.subscriber(KIND, &plan.id, &sub.uid),
+            recorder: DeliveryRecorder {
+                resource,
+                metrics: deps.metrics.subscriber(KIND, &plan.id, &sub.uid),
+            },
         })
     }
 
@@ -290,12 +290,12 @@ impl RecordHandler for SubscriberHandler {
             // Only the ingress writes this topic, in the CloudEvents binding; anything else
             // cannot be delivered as an event, and holding the partition for it helps nobody.
             tracing::warn!(
-                resource = %self.resource,
+                resource = %self.recorder.resource,
                 partition = record.partition(),
                 offset = record.offset(),
                 "record is not a CloudEvent; skipped"
             );
-            self.metrics.failed.inc();
+            self.recorder.metrics.failed.inc();
             return Handled::Settled;
         };
         let started = std::time::Instant::now();
@@ -310,36 +310,9 @@ impl RecordHandler for SubscriberHandler {
         };
         let delivery = self
             .dispatcher
-            .deliver_accepting(&self.target, &message, abort, self, accept)
+            .deliver_accepting(&self.target, &message, abort, &self.recorder, accept)
             .await;
-        match delivery {
-            Err(Cancelled) => Handled::Abandoned,
-            Ok(delivery) => {
-                self.metrics
-                    .latency
-                    .observe(started.elapsed().as_secs_f64());
-                match delivery.outcome {
-                    Outcome::Delivered { .. } => self.metrics.delivered.inc(),
-                    Outcome::DeadLettered { .. } => self.metrics.dead_lettered.inc(),
-                    Outcome::Dropped { reason } => {
-                        tracing::warn!(resource = %self.resource, ?reason, "event dropped: delivery failed and no dead-letter sink is configured");
-                        self.metrics.failed.inc()
-                    }
-                };
-                Handled::Settled
-            }
-        }
-    }
-}
-
-impl DeliveryObserver for SubscriberHandler {
-    fn retry(&self, _leg: Leg) {
-        self.metrics.retries.inc();
-    }
-
-    fn stalled(&self, rounds: u32) {
-        self.metrics.stalled.inc();
-        tracing::warn!(resource = %self.resource, rounds, "subscriber and dead-letter sink both failing; the event is kept and retried");
+        self.recorder.settle(record, started, delivery)
     }
 }
 

@@ -4,6 +4,7 @@
 mod channel;
 pub mod plan;
 pub mod readiness;
+mod recorder;
 mod source;
 
 use std::collections::BTreeMap;

@@ -10,24 +10,21 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
-use crate::delivery::{
-    Cancelled, DeliveryError, DeliveryObserver, Dispatcher, Leg, Outcome, Subscriber,
-};
+use crate::delivery::{DeliveryError, Dispatcher, Subscriber};
 use crate::engine::plan::{Ordering, SourcePlan};
+use crate::engine::recorder::DeliveryRecorder;
 use crate::engine::Deps;
 use crate::event::http_binding::encode_binary_owned;
 use crate::event::{Mapper, RecordView};
 use crate::kafka::client_config::consumer_config;
-use crate::metrics::ResourceMetrics;
 
 pub(crate) const KIND: &str = "KafkaSource";
 
 struct SourceHandler {
-    resource: String,
     mapper: Mapper,
     subscriber: Subscriber,
     dispatcher: Dispatcher,
-    metrics: ResourceMetrics,
+    recorder: DeliveryRecorder,
 }
 
 impl RecordHandler for SourceHandler {
@@ -51,48 +48,9 @@ impl RecordHandler for SourceHandler {
         let started = Instant::now();
         let delivery = self
             .dispatcher
-            .deliver(&self.subscriber, &message, abort, self)
+            .deliver(&self.subscriber, &message, abort, &self.recorder)
             .await;
-        match delivery {
-            Err(Cancelled) => Handled::Abandoned,
-            Ok(delivery) => {
-                self.metrics
-                    .latency
-                    .observe(started.elapsed().as_secs_f64());
-                match delivery.outcome {
-                    // A source's sink may answer with an event; Knative discards it, and so do we.
-                    Outcome::Delivered { .. } => self.metrics.delivered.inc(),
-                    Outcome::DeadLettered { .. } => self.metrics.dead_lettered.inc(),
-                    Outcome::Dropped { reason } => {
-                        tracing::warn!(
-                            resource = %self.resource,
-                            topic = record.topic(),
-                            partition = record.partition(),
-                            offset = record.offset(),
-                            ?reason,
-                            "event dropped: delivery failed and no dead-letter sink is configured"
-                        );
-                        self.metrics.failed.inc()
-                    }
-                };
-                Handled::Settled
-            }
-        }
-    }
-}
-
-impl DeliveryObserver for SourceHandler {
-    fn retry(&self, _leg: Leg) {
-        self.metrics.retries.inc();
-    }
-
-    fn stalled(&self, rounds: u32) {
-        self.metrics.stalled.inc();
-        tracing::warn!(
-            resource = %self.resource,
-            rounds,
-            "sink and dead-letter sink both failing; the event is kept and retried, its partition waits"
-        );
+        self.recorder.settle(record, started, delivery)
     }
 }
 
@@ -122,11 +80,13 @@ pub(crate) async fn run(plan: Arc<SourcePlan>, deps: Arc<Deps>, shutdown: Shutdo
     };
     let metrics = deps.metrics.resource(KIND, &plan.id);
     let handler = Arc::new(SourceHandler {
-        resource: resource.clone(),
         mapper: Mapper::new(&plan),
         subscriber,
         dispatcher: deps.dispatcher.clone(),
-        metrics: metrics.clone(),
+        recorder: DeliveryRecorder {
+            resource: resource.clone(),
+            metrics: metrics.clone(),
+        },
     });
     let (per_partition, shared) = match plan.ordering {
         Ordering::Ordered => (1, None),
