@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod engine;
 pub mod event;
 pub mod feed;
+pub mod ingress;
 pub mod kafka;
 pub mod metrics;
 pub mod resources;

@@ -25,7 +25,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every KafkaSource in the given Kubernetes YAML, without Kubernetes.
+    /// Run every KafkaSource and KafkaChannel in the given Kubernetes YAML, without Kubernetes.
     Run(RunArgs),
     /// Produce records to a topic (for trying things out).
     Produce(produce::ProduceArgs),
@@ -50,6 +50,9 @@ pub struct RunArgs {
     /// Events in delivery at once per unordered source.
     #[arg(long, default_value_t = 256)]
     max_in_flight: usize,
+    /// Channel ingress: larger request bodies are refused with 413.
+    #[arg(long, default_value_t = kafka_bridge::ingress::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
     /// How long SIGTERM waits for in-flight events before abandoning them (uncommitted).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -66,9 +69,12 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
 pub fn init_tracing() {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
         .init();
 }
 

@@ -1,6 +1,7 @@
 //! The engine: runs a [`Plan`] of resolved resources and applies new plans live. Feeds (files in
 //! standalone mode, the controller in a cluster) produce plans; the engine does not care which.
 
+mod channel;
 pub mod plan;
 pub mod readiness;
 mod source;
@@ -13,9 +14,10 @@ use tokio::task::JoinHandle;
 
 use crate::consumer::Shutdown;
 use crate::delivery::{DeliveryError, Dispatcher};
+use crate::ingress::{Producers, Routes};
 use crate::kafka::client_config::ClientSettings;
 use crate::metrics::Metrics;
-use plan::{Plan, ResourceId, SourcePlan};
+use plan::{ChannelPlan, Plan, ResourceId, SourcePlan};
 use readiness::Readiness;
 
 /// Tuning shared by every resource.
@@ -50,17 +52,40 @@ pub(crate) struct Deps {
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
     pub options: EngineOptions,
+    /// The channels the ingress serves, changed as channels start and stop.
+    pub routes: Routes,
+    /// One producer per Kafka cluster, shared by the channels on it.
+    pub producers: Producers,
 }
 
+/// One resource of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Resource {
+    Source(Arc<SourcePlan>),
+    Channel(Arc<ChannelPlan>),
+}
+
+impl Resource {
+    fn key(&self) -> Key {
+        match self {
+            Resource::Source(plan) => (source::KIND, plan.id.clone()),
+            Resource::Channel(plan) => (channel::KIND, plan.id.clone()),
+        }
+    }
+}
+
+/// Kind and identity: a source and a channel may share a name.
+type Key = (&'static str, ResourceId);
+
 struct Running {
-    plan: Arc<SourcePlan>,
+    resource: Resource,
     shutdown: Shutdown,
     task: JoinHandle<()>,
 }
 
 pub struct Engine {
     deps: Arc<Deps>,
-    sources: BTreeMap<ResourceId, Running>,
+    running: BTreeMap<Key, Running>,
 }
 
 impl Engine {
@@ -71,55 +96,76 @@ impl Engine {
     ) -> Result<Self, EngineError> {
         let deps = Deps {
             dispatcher: Dispatcher::new()?,
+            routes: Routes::new(Arc::clone(&metrics)),
+            producers: Producers::new(options.client.clone()),
             metrics,
             readiness,
             options,
         };
         Ok(Self {
             deps: Arc::new(deps),
-            sources: BTreeMap::new(),
+            running: BTreeMap::new(),
         })
+    }
+
+    /// The route table the channel ingress serves from.
+    pub fn routes(&self) -> Routes {
+        self.deps.routes.clone()
     }
 
     /// Makes the running set match `plan`: new resources start, removed ones drain and stop,
     /// changed ones restart; untouched ones are left alone.
     pub async fn apply(&mut self, plan: &Plan) {
-        let wanted: BTreeMap<&ResourceId, &Arc<SourcePlan>> =
-            plan.sources.iter().map(|s| (&s.id, s)).collect();
-        let outdated: Vec<ResourceId> = self
+        let wanted: BTreeMap<Key, Resource> = plan
             .sources
             .iter()
-            .filter(|(id, running)| wanted.get(id).is_none_or(|p| **p != running.plan))
-            .map(|(id, _)| id.clone())
+            .map(|s| Resource::Source(Arc::clone(s)))
+            .chain(
+                plan.channels
+                    .iter()
+                    .map(|c| Resource::Channel(Arc::clone(c))),
+            )
+            .map(|r| (r.key(), r))
             .collect();
-        for id in outdated {
-            if let Some(running) = self.sources.remove(&id) {
+        let outdated: Vec<Key> = self
+            .running
+            .iter()
+            .filter(|(key, running)| wanted.get(*key) != Some(&running.resource))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in outdated {
+            if let Some(running) = self.running.remove(&key) {
                 self.stop(running).await;
             }
         }
-        for (id, source) in wanted {
-            if !self.sources.contains_key(id) {
-                let shutdown = Shutdown::default();
-                let task = tokio::spawn(source::run(
-                    Arc::clone(source),
-                    Arc::clone(&self.deps),
-                    shutdown.clone(),
-                ));
-                self.sources.insert(
-                    id.clone(),
-                    Running {
-                        plan: Arc::clone(source),
-                        shutdown,
-                        task,
-                    },
-                );
+        for (key, resource) in wanted {
+            if self.running.contains_key(&key) {
+                continue;
             }
+            let shutdown = Shutdown::default();
+            let deps = Arc::clone(&self.deps);
+            let task = match &resource {
+                Resource::Source(plan) => {
+                    tokio::spawn(source::run(Arc::clone(plan), deps, shutdown.clone()))
+                }
+                Resource::Channel(plan) => {
+                    tokio::spawn(channel::run(Arc::clone(plan), deps, shutdown.clone()))
+                }
+            };
+            self.running.insert(
+                key,
+                Running {
+                    resource,
+                    shutdown,
+                    task,
+                },
+            );
         }
     }
 
     /// Drains and stops everything.
     pub async fn shutdown(mut self) {
-        let running = std::mem::take(&mut self.sources);
+        let running = std::mem::take(&mut self.running);
         for r in running.values() {
             r.shutdown.stop.cancel();
         }
@@ -139,7 +185,8 @@ async fn stop_within(mut running: Running, drain: Duration) {
         .await
         .is_err()
     {
-        tracing::warn!(source = %running.plan.id, "drain timed out; abandoning in-flight events");
+        let (kind, id) = running.resource.key();
+        tracing::warn!(%kind, %id, "drain timed out; abandoning in-flight events");
         running.shutdown.abort.cancel();
         // A panicked task has nothing left to stop.
         let _ = running.task.await;

@@ -36,9 +36,10 @@ pub fn consumer_config(
             },
         )
         // Bound pre-fetching so memory stays flat behind a slow sink: librdkafka's defaults
-        // (100k messages per partition, 64 MiB) are sized for throughput, not for a bridge.
-        .set("queued.min.messages", "2000")
-        .set("queued.max.messages.kbytes", "16384")
+        // (100k messages, 64 MiB) are sized for throughput, not for a bridge. Each partition has
+        // its own queue here, and with separate partition queues both limits apply per partition.
+        .set("queued.min.messages", "1000")
+        .set("queued.max.messages.kbytes", "4096")
         .set("fetch.wait.max.ms", "100")
         .set("statistics.interval.ms", "5000");
     apply_overrides(&mut config, settings);

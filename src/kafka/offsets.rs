@@ -21,7 +21,7 @@ pub enum OffsetsError {
         group: String,
         topic: String,
         step: &'static str,
-        source: KafkaError,
+        source: Box<KafkaError>,
     },
     #[error("topic {0} has no partitions")]
     NoPartitions(String),
@@ -40,7 +40,7 @@ pub fn initialize_to_latest(
             group: group.to_string(),
             topic: topic.to_string(),
             step,
-            source,
+            source: Box::new(source),
         }
     };
     let consumer: BaseConsumer = consumer_config(conn, group, InitialOffset::Latest, settings)

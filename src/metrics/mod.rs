@@ -21,8 +21,16 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 18))
 }
 
+fn produce_histogram() -> Histogram {
+    // 0.25 ms .. ~16 s: an acknowledged produce on a healthy cluster takes a few milliseconds;
+    // the tail reaches message.timeout.ms when the cluster is down.
+    Histogram::new(exponential_buckets(0.00025, 2.0, 17))
+}
+
 pub struct Metrics {
     registry: Registry,
+    ingress_events: Family<ResourceLabels, Counter>,
+    ingress_produce_latency: Family<ResourceLabels, Histogram, fn() -> Histogram>,
     delivered: Family<ResourceLabels, Counter>,
     failed: Family<ResourceLabels, Counter>,
     dead_lettered: Family<ResourceLabels, Counter>,
@@ -56,6 +64,19 @@ impl Metrics {
         let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         let lag = Family::default();
         let assigned = Family::default();
+        let ingress_events = Family::default();
+        let ingress_produce_latency =
+            Family::new_with_constructor(produce_histogram as fn() -> Histogram);
+        registry.register(
+            "ingress_events",
+            "Requests to a channel's ingress, by the HTTP status they were answered with",
+            ingress_events.clone(),
+        );
+        registry.register(
+            "ingress_produce_latency_seconds",
+            "Time from handing an event to the Kafka producer to the broker's acknowledgement",
+            ingress_produce_latency.clone(),
+        );
         registry.register(
             "events_delivered",
             "Events accepted by their sink or subscriber (2xx)",
@@ -99,6 +120,8 @@ impl Metrics {
         );
         Self {
             registry,
+            ingress_events,
+            ingress_produce_latency,
             delivered,
             failed,
             dead_lettered,
@@ -142,6 +165,28 @@ impl Metrics {
         }
     }
 
+    /// The handle for one channel's ingress series, one counter per status the ingress answers a
+    /// routed request with.
+    pub fn ingress(&self, kind: &str, id: &ResourceId) -> IngressMetrics {
+        let labels: ResourceLabels = vec![
+            ("kind", kind.to_string()),
+            ("namespace", id.namespace.clone()),
+            ("name", id.name.clone()),
+        ];
+        let events = |code: &'static str| {
+            let mut labels = labels.clone();
+            labels.push(("code", code.to_string()));
+            self.ingress_events.get_or_create(&labels).clone()
+        };
+        IngressMetrics {
+            accepted: events("202"),
+            invalid: events("400"),
+            too_large: events("413"),
+            unavailable: events("503"),
+            produce_latency: self.ingress_produce_latency.get_or_create(&labels).clone(),
+        }
+    }
+
     /// The Prometheus text exposition of every series.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -162,6 +207,20 @@ pub struct ResourceMetrics {
     pub latency: Histogram,
     pub lag: Gauge,
     pub assigned: Gauge,
+}
+
+/// One channel's ingress series.
+#[derive(Clone, Debug)]
+pub struct IngressMetrics {
+    /// 202: stored in Kafka.
+    pub accepted: Counter,
+    /// 400: not a CloudEvent.
+    pub invalid: Counter,
+    /// 413: body over the limit.
+    pub too_large: Counter,
+    /// 503: the produce failed or timed out.
+    pub unavailable: Counter,
+    pub produce_latency: Histogram,
 }
 
 #[cfg(test)]
@@ -188,5 +247,24 @@ mod tests {
             text.contains("kafka_bridge_event_dispatch_latency_seconds_count"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn ingress_series_carry_the_status_code() {
+        let metrics = Metrics::new();
+        let handle = metrics.ingress("KafkaChannel", &ResourceId::new("ns1", "ch1"));
+        handle.accepted.inc();
+        handle.unavailable.inc();
+        handle.unavailable.inc();
+        handle.produce_latency.observe(0.001);
+        let text = metrics.encode();
+        for want in [
+            r#"kafka_bridge_ingress_events_total{kind="KafkaChannel",namespace="ns1",name="ch1",code="202"} 1"#,
+            r#"kafka_bridge_ingress_events_total{kind="KafkaChannel",namespace="ns1",name="ch1",code="400"} 0"#,
+            r#"kafka_bridge_ingress_events_total{kind="KafkaChannel",namespace="ns1",name="ch1",code="503"} 2"#,
+            r#"kafka_bridge_ingress_produce_latency_seconds_count{kind="KafkaChannel",namespace="ns1",name="ch1"} 1"#,
+        ] {
+            assert!(text.contains(want), "{want} not in {text}");
+        }
     }
 }

@@ -1,0 +1,389 @@
+//! A running KafkaChannel: its topic, its ingress route, and one consumer group per subscriber
+//! delivering every stored event to that subscriber, forwarding replies, dead-lettering failures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, StatusCode};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
+use crate::delivery::{
+    AcceptAll, AcceptResponse, Cancelled, DeliveryObserver, Dispatcher, Failure, Leg, Outcome,
+    Response, Subscriber,
+};
+use crate::engine::plan::{ChannelPlan, InitialOffset, Ordering, SubscriberPlan};
+use crate::engine::Deps;
+use crate::event::{http_binding, kafka_binding, HttpMessage};
+use crate::ingress::producer::is_forwarded;
+use crate::kafka::client_config::consumer_config;
+use crate::kafka::offsets::initialize_to_latest;
+use crate::kafka::topics::{ensure_topic, TopicSpec};
+use crate::metrics::ResourceMetrics;
+
+pub(crate) const KIND: &str = "KafkaChannel";
+
+/// Waits between attempts to create the topic or initialise offsets while the broker is away.
+const SETUP_RETRY: Duration = Duration::from_secs(2);
+
+/// Runs the channel until `shutdown.stop` fires and its subscribers have drained.
+pub(crate) async fn run(plan: Arc<ChannelPlan>, deps: Arc<Deps>, shutdown: Shutdown) {
+    let resource = format!("{KIND} {}", plan.id);
+    let ready_parts: Arc<Vec<Arc<ConsumerState>>> = Arc::new(
+        plan.subscribers
+            .iter()
+            .map(|_| Arc::new(ConsumerState::default()))
+            .collect(),
+    );
+    let routed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let states = Arc::clone(&ready_parts);
+        let routed = Arc::clone(&routed);
+        deps.readiness.set(resource.clone(), move || {
+            routed.load(std::sync::atomic::Ordering::Relaxed)
+                && states.iter().all(|s| s.assigned_partitions() > 0)
+        });
+    }
+    if setup_topic(&plan, &deps, &resource, &shutdown.stop)
+        .await
+        .is_err()
+    {
+        deps.readiness.remove(&resource);
+        return;
+    }
+    match deps.producers.for_cluster(&plan.kafka) {
+        Ok(producer) => {
+            deps.routes.insert(&plan, producer);
+            routed.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(error) => {
+            tracing::error!(%resource, %error, "channel ingress not started");
+            shutdown.stop.cancelled().await;
+            deps.readiness.remove(&resource);
+            return;
+        }
+    }
+    tracing::info!(%resource, topic = %plan.topic, subscribers = plan.subscribers.len(), "channel running");
+
+    let mut subscribers = JoinSet::new();
+    for (sub, state) in plan.subscribers.iter().zip(ready_parts.iter()) {
+        subscribers.spawn(run_subscriber(
+            Arc::clone(&plan),
+            Arc::clone(sub),
+            Arc::clone(&deps),
+            Arc::clone(state),
+            shutdown.clone(),
+        ));
+    }
+    while subscribers.join_next().await.is_some() {}
+    deps.routes.remove(&plan.id);
+    deps.readiness.remove(&resource);
+    tracing::info!(%resource, "channel stopped");
+}
+
+/// Creates the topic when absent, retrying while the broker is unreachable.
+async fn setup_topic(
+    plan: &ChannelPlan,
+    deps: &Deps,
+    resource: &str,
+    stop: &CancellationToken,
+) -> Result<(), Cancelled> {
+    let spec = TopicSpec {
+        name: plan.topic.clone(),
+        partitions: plan.num_partitions,
+        replication_factor: plan.replication_factor,
+        retention: plan.retention,
+    };
+    // Bounded by `stop`: the engine cancels it when the channel is removed or on shutdown.
+    loop {
+        match ensure_topic(&plan.kafka, &deps.options.client, &spec).await {
+            Ok(ensured) => {
+                tracing::info!(%resource, topic = %spec.name, ?ensured, "topic ready");
+                return Ok(());
+            }
+            Err(error) => tracing::warn!(%resource, %error, "topic not ready; retrying"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Err(Cancelled),
+            () = tokio::time::sleep(SETUP_RETRY) => {}
+        }
+    }
+}
+
+async fn run_subscriber(
+    plan: Arc<ChannelPlan>,
+    sub: Arc<SubscriberPlan>,
+    deps: Arc<Deps>,
+    state: Arc<ConsumerState>,
+    shutdown: Shutdown,
+) {
+    let resource = format!("{KIND} {} subscriber {}", plan.id, sub.uid);
+    let handler = match SubscriberHandler::new(&plan, &sub, &deps, resource.clone()) {
+        Ok(handler) => Arc::new(handler),
+        Err(error) => {
+            tracing::error!(%resource, %error, "subscriber not started");
+            shutdown.stop.cancelled().await;
+            return;
+        }
+    };
+    // A new subscriber starts at the end of the topic; retried while the broker is away.
+    loop {
+        let (conn, settings, group, topic) = (
+            plan.kafka.clone(),
+            deps.options.client.clone(),
+            sub.consumer_group.clone(),
+            plan.topic.clone(),
+        );
+        let init = tokio::task::spawn_blocking(move || {
+            initialize_to_latest(&conn, &settings, &group, &topic)
+        });
+        match init.await {
+            Ok(Ok(initialised)) => {
+                tracing::debug!(%resource, initialised, "subscriber offsets ready");
+                break;
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%resource, %error, "offsets not initialised; retrying")
+            }
+            Err(error) => tracing::warn!(%resource, %error, "offset initialisation failed"),
+        }
+        tokio::select! {
+            () = shutdown.stop.cancelled() => return,
+            () = tokio::time::sleep(SETUP_RETRY) => {}
+        }
+    }
+    let (per_partition, shared) = match sub.ordering {
+        Ordering::Ordered => (1, None),
+        Ordering::Unordered => {
+            let limit = deps.options.max_in_flight;
+            (limit, Some(Arc::new(Semaphore::new(limit))))
+        }
+    };
+    let spec = ConsumerSpec {
+        resource: resource.clone(),
+        // Committed offsets exist for every partition now; `earliest` only matters if they are
+        // lost (e.g. expired), where replaying beats skipping.
+        config: consumer_config(
+            &plan.kafka,
+            &sub.consumer_group,
+            InitialOffset::Earliest,
+            &deps.options.client,
+        ),
+        topics: vec![plan.topic.clone()],
+        per_partition_in_flight: per_partition,
+        shared_in_flight: shared,
+    };
+    let metrics = handler.metrics.clone();
+    let gauges_state = Arc::clone(&state);
+    let run = consumer::run(spec, handler, state, shutdown);
+    tokio::pin!(run);
+    let mut gauges = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            result = &mut run => {
+                if let Err(error) = result {
+                    tracing::error!(%resource, %error, "subscriber consumer failed");
+                }
+                break;
+            }
+            _ = gauges.tick() => {
+                metrics.lag.set(gauges_state.lag());
+                metrics.assigned.set(gauges_state.assigned_partitions() as i64);
+            }
+        }
+    }
+    metrics.assigned.set(0);
+}
+
+struct SubscriberHandler {
+    resource: String,
+    /// Where each event goes: the subscriber, or the reply target when the subscription only
+    /// forwards.
+    target: Subscriber,
+    /// Where the subscriber's replies go, when it has both.
+    reply: Option<Subscriber>,
+    /// Whether `target` is a subscriber, whose 200 responses are replies; a reply target
+    /// delivered to directly answers nothing that is read.
+    reads_replies: bool,
+    dispatcher: Dispatcher,
+    metrics: ResourceMetrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SubscriberError {
+    #[error("it has neither a subscriberUri nor a replyUri")]
+    NoTarget,
+    #[error(transparent)]
+    Delivery(#[from] crate::delivery::DeliveryError),
+}
+
+impl SubscriberHandler {
+    fn new(
+        plan: &ChannelPlan,
+        sub: &SubscriberPlan,
+        deps: &Deps,
+        resource: String,
+    ) -> Result<Self, SubscriberError> {
+        let namespace = &plan.id.namespace;
+        let make = |target: &crate::delivery::Target, with_dead_letter: bool| {
+            deps.dispatcher.check_target(target)?;
+            let mut policy = sub.delivery.clone();
+            if !with_dead_letter {
+                // A reply that cannot be delivered fails the whole delivery, which is then
+                // retried and dead-lettered as the original event.
+                policy.dead_letter = None;
+            }
+            if let Some(dead_letter) = &policy.dead_letter {
+                deps.dispatcher.check_target(dead_letter)?;
+            }
+            Subscriber::new(target.clone(), policy, namespace).map_err(SubscriberError::from)
+        };
+        let (target, reply, reads_replies) = match (&sub.subscriber, &sub.reply) {
+            (Some(subscriber), reply) => (
+                make(subscriber, true)?,
+                reply.as_ref().map(|r| make(r, false)).transpose()?,
+                true,
+            ),
+            (None, Some(reply)) => (make(reply, true)?, None, false),
+            (None, None) => return Err(SubscriberError::NoTarget),
+        };
+        Ok(Self {
+            resource,
+            target,
+            reply,
+            reads_replies,
+            dispatcher: deps.dispatcher.clone(),
+            metrics: deps.metrics.subscriber(KIND, &plan.id, &sub.uid),
+        })
+    }
+
+    /// The stored event, with the request headers that travel with it.
+    fn message(record: &OwnedMessage) -> Option<HttpMessage> {
+        let headers: Vec<(&str, Option<&[u8]>)> = record
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+            .unwrap_or_default();
+        let event = kafka_binding::decode(&headers, record.payload())?.ok()?;
+        let mut message = http_binding::encode_binary_owned(event);
+        for (name, value) in headers {
+            if !is_forwarded(name) {
+                continue;
+            }
+            let (Ok(name), Some(Ok(value))) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                value.map(HeaderValue::from_bytes),
+            ) else {
+                continue;
+            };
+            message.headers.append(name, value);
+        }
+        Some(message)
+    }
+}
+
+impl RecordHandler for SubscriberHandler {
+    async fn handle(&self, record: &OwnedMessage, abort: &CancellationToken) -> Handled {
+        let Some(message) = Self::message(record) else {
+            // Only the ingress writes this topic, in the CloudEvents binding; anything else
+            // cannot be delivered as an event, and holding the partition for it helps nobody.
+            tracing::warn!(
+                resource = %self.resource,
+                partition = record.partition(),
+                offset = record.offset(),
+                "record is not a CloudEvent; skipped"
+            );
+            self.metrics.failed.inc();
+            return Handled::Settled;
+        };
+        let started = std::time::Instant::now();
+        let forward = ForwardReply {
+            reply: self.reply.as_ref(),
+            dispatcher: &self.dispatcher,
+        };
+        let accept: &dyn AcceptResponse = if self.reads_replies {
+            &forward
+        } else {
+            &AcceptAll
+        };
+        let delivery = self
+            .dispatcher
+            .deliver_accepting(&self.target, &message, abort, self, accept)
+            .await;
+        match delivery {
+            Err(Cancelled) => Handled::Abandoned,
+            Ok(delivery) => {
+                self.metrics
+                    .latency
+                    .observe(started.elapsed().as_secs_f64());
+                match delivery.outcome {
+                    Outcome::Delivered { .. } => self.metrics.delivered.inc(),
+                    Outcome::DeadLettered { .. } => self.metrics.dead_lettered.inc(),
+                    Outcome::Dropped { reason } => {
+                        tracing::warn!(resource = %self.resource, ?reason, "event dropped: delivery failed and no dead-letter sink is configured");
+                        self.metrics.failed.inc()
+                    }
+                };
+                Handled::Settled
+            }
+        }
+    }
+}
+
+impl DeliveryObserver for SubscriberHandler {
+    fn retry(&self, _leg: Leg) {
+        self.metrics.retries.inc();
+    }
+
+    fn stalled(&self, rounds: u32) {
+        self.metrics.stalled.inc();
+        tracing::warn!(resource = %self.resource, rounds, "subscriber and dead-letter sink both failing; the event is kept and retried");
+    }
+}
+
+/// Reads a subscriber's reply and forwards it: a 200 with a CloudEvent body is a reply; a 202 or
+/// an empty body is plain success; a 200 whose body is not a CloudEvent is a failure.
+struct ForwardReply<'a> {
+    reply: Option<&'a Subscriber>,
+    dispatcher: &'a Dispatcher,
+}
+
+impl AcceptResponse for ForwardReply<'_> {
+    fn accept<'a>(
+        &'a self,
+        response: &'a Response,
+        cancel: &'a CancellationToken,
+    ) -> futures::future::BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            if response.status != StatusCode::OK || response.body.is_empty() {
+                return Ok(());
+            }
+            let invalid = |message: String| Failure::Response {
+                status: response.status,
+                message,
+            };
+            if response.truncated {
+                return Err(invalid("reply body over the size limit".into()));
+            }
+            let event = http_binding::decode(&response.headers, response.body.clone())
+                .map_err(|e| invalid(format!("response body is not a CloudEvent: {e}")))?;
+            let Some(reply) = self.reply else {
+                // No replyUri: the reply is dropped, as in Knative.
+                return Ok(());
+            };
+            let message = http_binding::encode_binary_owned(event);
+            match self.dispatcher.deliver(reply, &message, cancel, &()).await {
+                Ok(delivery) => match delivery.outcome {
+                    Outcome::Delivered { .. } => Ok(()),
+                    other => Err(invalid(format!(
+                        "reply not delivered to {}: {other:?}",
+                        reply.target.url
+                    ))),
+                },
+                Err(Cancelled) => Err(invalid("reply cancelled".into())),
+            }
+        })
+    }
+}
