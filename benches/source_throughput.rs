@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! cargo bench --bench source_throughput
-//! cargo bench --bench source_throughput -- [--broker tansu|mock] [--repeats N] [--latency-repeats N]
-//!                                          [--records N] [--only drain,latency,idle,startup]
+//! cargo bench --bench source_throughput -- [--broker tansu|mock] [--repeats N]
+//!     [--latency-repeats N] [--records N] [--only drain,latency,idle,startup]
 //! ```
 //!
 //! Sections: drain throughput (bridge unordered, ordered, the baseline, plus yardsticks: a plain
@@ -11,9 +11,10 @@
 //! idle footprint with 1 and 100 sources, and start-up time. Results go to stdout as markdown and
 //! to `<target dir>/bench-report.md`; each process's log and YAML to `<target dir>/bench-work/`.
 //!
-//! Brokers: each section runs on the broker that can carry it (see `Section::broker`): tansu, a
-//! real broker in its own process, where it can; librdkafka's mock cluster (in the bench process)
-//! for paced latency, which tansu cannot take. `--broker` forces one for every section.
+//! Broker: tansu, a real broker in its own process (memory storage). `--broker mock` uses
+//! librdkafka's mock cluster in the bench process instead; it keeps only 5 MiB per partition
+//! (too little for the drain's 100k records of 1 KiB) and scans its log linearly on every fetch
+//! (it becomes the bottleneck under paced load), so it is for quick experiments.
 //!
 //! Needs: tansu at ~/.cargo/bin/tansu (or $TANSU_BIN) and python3 with venv (the baseline's venv
 //! is created under the target dir on first use, from PyPI). The bridge is the `kafka-bridge`
@@ -70,17 +71,6 @@ enum Section {
 impl Section {
     const ALL: [Section; 4] = [Self::Drain, Self::Latency, Self::Idle, Self::Startup];
 
-    /// tansu wherever it works. Paced latency needs producing at up to 20k records/s, which tansu
-    /// takes only in the one-record batches it needs (see `Broker::producer_config`) at a small
-    /// fraction of that; the mock cluster takes it, and keeps 5 MiB per partition, which is plenty
-    /// for records consumed as they come.
-    fn broker(self) -> BrokerKind {
-        match self {
-            Self::Latency => BrokerKind::Mock,
-            Self::Drain | Self::Idle | Self::Startup => BrokerKind::Tansu,
-        }
-    }
-
     fn parse(raw: &str) -> anyhow::Result<Self> {
         match raw {
             "drain" => Ok(Self::Drain),
@@ -93,8 +83,7 @@ impl Section {
 }
 
 pub struct Settings {
-    /// Every section on this broker instead of its own choice.
-    pub broker: Option<BrokerKind>,
+    pub broker: BrokerKind,
     pub repeats: usize,
     pub latency_repeats: usize,
     pub records: u64,
@@ -105,7 +94,7 @@ pub struct Settings {
 impl Settings {
     fn parse(args: &[String]) -> anyhow::Result<Self> {
         let mut settings = Self {
-            broker: None,
+            broker: BrokerKind::Tansu,
             repeats: 3,
             latency_repeats: 2,
             records: 100_000,
@@ -117,7 +106,7 @@ impl Settings {
             let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
             match arg.as_str() {
                 "--bench" => settings.bench_mode = true,
-                "--broker" => settings.broker = Some(BrokerKind::parse(value()?)?),
+                "--broker" => settings.broker = BrokerKind::parse(value()?)?,
                 "--repeats" => settings.repeats = value()?.parse().context("--repeats")?,
                 "--latency-repeats" => {
                     settings.latency_repeats = value()?.parse().context("--latency-repeats")?;
@@ -218,16 +207,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     } else {
         PathBuf::new()
     };
-    let header = header();
-    let mut brokers: Vec<Broker> = Vec::new();
-    for section in &settings.sections {
-        let kind = settings.broker.unwrap_or(section.broker());
-        if !brokers.iter().any(|b| b.kind == kind) {
-            let broker = Broker::start(kind, &work).await?;
-            eprintln!("broker: {} at {}", kind.describe(), broker.bootstrap);
-            brokers.push(broker);
-        }
-    }
+    let header = header(settings.broker);
+    let broker = Broker::start(settings.broker, &work).await?;
+    eprintln!("broker: {} at {}", broker.kind.describe(), broker.bootstrap);
     let bench = Bench {
         bridge_bin,
         python,
@@ -239,16 +221,11 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         if !bench.settings.sections.contains(&section) {
             continue;
         }
-        let kind = bench.settings.broker.unwrap_or(section.broker());
-        let broker = brokers
-            .iter()
-            .find(|b| b.kind == kind)
-            .context("the section's broker was not started")?;
         let table = match section {
-            Section::Drain => drain::run(&bench, broker).await,
-            Section::Latency => latency::run(&bench, broker).await,
-            Section::Idle => idle::run(&bench, broker).await,
-            Section::Startup => startup::run(&bench, broker).await,
+            Section::Drain => drain::run(&bench, &broker).await,
+            Section::Latency => latency::run(&bench, &broker).await,
+            Section::Idle => idle::run(&bench, &broker).await,
+            Section::Startup => startup::run(&bench, &broker).await,
         }
         .with_context(|| format!("{section:?} section"))?;
         let rendered = table.render();
@@ -269,7 +246,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn header() -> String {
+fn header(broker: BrokerKind) -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load
@@ -287,9 +264,10 @@ fn header() -> String {
     format!(
         "# kafka-bridge KafkaSource benchmark\n\n\
          - date: {}\n- machine: {cores} cores (nproc), {}, load average at start {load}\n\
-         - kafka-bridge commit: {commit}\n\n",
+         - kafka-bridge commit: {commit}\n- broker: {}\n\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         process::cpu_model(),
+        broker.describe()
     )
 }
 

@@ -80,16 +80,9 @@ impl Broker {
         }
     }
 
-    /// Settings for the bench's producers. tansu 0.6 returns nothing to a fetch that starts inside
-    /// a record batch (measured: a consumer assigned at offset 500 of a 1000-record batch gets no
-    /// record), and a consumer that pauses a partition and resumes it fetches from exactly such an
-    /// offset; so for tansu every record is its own batch, which keeps every offset fetchable.
+    /// Settings for the bench's producers.
     pub fn producer_config(&self) -> ClientConfig {
-        let mut config = client_config(&self.bootstrap);
-        if self.kind == BrokerKind::Tansu {
-            config.set("batch.num.messages", "1");
-        }
-        config
+        client_config(&self.bootstrap)
     }
 
     /// Creates `topic` and waits until its metadata shows every partition.

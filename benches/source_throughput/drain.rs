@@ -22,6 +22,13 @@ const BUDGET: Duration = Duration::from_secs(330);
 /// What librdkafka's mock cluster keeps per partition before dropping the oldest records (5 MiB,
 /// fixed in rdkafka_mock.c), less a margin for batch overhead.
 const MOCK_PARTITION_BYTES: u64 = 4_500_000;
+/// What a reader must know about tansu to trust a short run.
+pub const TANSU_CAVEAT: &str = "tansu 0.6 returns nothing to a fetch that starts inside a record \
+    batch (measured: a consumer assigned at offset 500 of a 1000-record batch gets nothing), so a \
+    consumer that re-fetches from such an offset (e.g. after pausing a partition and discarding \
+    its \
+    pre-fetched records) stalls there; such a run shows up short of its records.";
+
 const COLUMNS: [&str; 11] = [
     "consumer",
     "events/s first→last (median)",
@@ -107,7 +114,8 @@ pub async fn run(bench: &Bench, broker: &Broker) -> anyhow::Result<Table> {
     let per_partition = records * RECORD_SIZE as u64 / PARTITIONS as u64;
     if broker.kind == BrokerKind::Mock && per_partition > MOCK_PARTITION_BYTES {
         bail!(
-            "the mock cluster keeps about {MOCK_PARTITION_BYTES} bytes per partition and drops older \
+            "the mock cluster keeps about {MOCK_PARTITION_BYTES} bytes per partition and drops \
+             older \
              records; {records} records need {per_partition}: use tansu or --records {}",
             MOCK_PARTITION_BYTES * PARTITIONS as u64 / RECORD_SIZE as u64
         );
@@ -122,7 +130,8 @@ pub async fn run(bench: &Bench, broker: &Broker) -> anyhow::Result<Table> {
     )
     .await?;
     eprintln!(
-        "drain: loaded {records} x {RECORD_SIZE} B into {PARTITIONS} partitions in {:.1} s ({:.0} records/s)",
+        "drain: loaded {records} x {RECORD_SIZE} B into {PARTITIONS} partitions in {:.1} s \
+         ({:.0} records/s)",
         loaded.elapsed.as_secs_f64(),
         loaded.rate()
     );
@@ -356,7 +365,8 @@ fn table(
             .collect();
         if !short.is_empty() {
             table.note(format!(
-                "{}: {} run(s) timed out short of {records} events (delivered {short:?}); their rates cover what arrived",
+                "{}: {} run(s) timed out short of {records} events (delivered {short:?}); their \
+                 rates cover what arrived",
                 contender.label(),
                 short.len()
             ));
@@ -369,10 +379,7 @@ fn table(
         crate::SESSION_TIMEOUT_MS
     ));
     if broker.kind == BrokerKind::Tansu {
-        table.note(
-            "tansu: records produced one per batch, because tansu 0.6 returns nothing to a fetch \
-             that starts inside a batch, which is where a consumer resumes after pausing a partition.",
-        );
+        table.note(TANSU_CAVEAT);
     }
     table.note(
         "events/s first→last: from the first to the last arrival at the sink; from spawn: from \
@@ -384,7 +391,8 @@ fn table(
          during the run (machine busy time from /proc/stat less ours), in cores out of nproc.",
     );
     table.note(format!(
-        "Median of {} run(s) (up to --repeats while the section stays within {} s); 'runs' lists each.",
+        "Median of {} run(s) (up to --repeats while the section stays within {} s); 'runs' \
+         lists each.",
         probes.len(),
         BUDGET.as_secs()
     ));

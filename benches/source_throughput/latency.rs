@@ -1,12 +1,15 @@
 //! Latency: with the bridge (unordered) already consuming a fresh topic, the bench produces at a
-//! fixed rate; each value carries its production time and the sink records arrival minus that.
+//! fixed rate; each value carries its production time and the sink records arrival minus that. A
+//! plain rdkafka consumer reads the same topic meanwhile (its own group) and notes the same
+//! latency with no HTTP, to tell the bridge's share from the producer's and the broker's.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
 use crate::bridge::{Bridge, Ordering, Source};
 use crate::broker::Broker;
+use crate::probe::LatencyProbe;
 use crate::report::{median, num, percentile, runs, Table};
 use crate::sink::Sink;
 use crate::{produce, Bench};
@@ -19,14 +22,37 @@ const PHASE: Duration = Duration::from_secs(10);
 const CATCH_UP: Duration = Duration::from_secs(15);
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Latency figures of one consumer over one phase, in ms.
+#[derive(Default, Clone, Copy)]
+struct Stats {
+    delivered: u64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Stats {
+    fn of(mut samples_us: Vec<u64>) -> Self {
+        samples_us.sort_unstable();
+        let ms = |us: u64| us as f64 / 1e3;
+        Self {
+            delivered: samples_us.len() as u64,
+            p50: ms(percentile(&samples_us, 50.0)),
+            p99: ms(percentile(&samples_us, 99.0)),
+            max: ms(percentile(&samples_us, 100.0)),
+        }
+    }
+}
+
+/// Which consumer's figures a table row shows.
+type StatsOf = fn(&Phase) -> Stats;
+
 #[derive(Default, Clone, Copy)]
 struct Phase {
-    achieved_rate: f64,
-    delivered: u64,
     produced: u64,
-    p50_ms: f64,
-    p99_ms: f64,
-    max_ms: f64,
+    achieved_rate: f64,
+    bridge: Stats,
+    probe: Stats,
     cpu_percent: f64,
 }
 
@@ -42,10 +68,11 @@ pub async fn run(bench: &Bench, broker: &Broker) -> anyhow::Result<Table> {
         }
     }
     let mut table = Table::new(
-        "Latency: production → sink arrival, kafka-bridge unordered",
+        "Latency: production → arrival",
         &[
             "target events/s",
             "produced events/s",
+            "consumer",
             "delivered",
             "p50 ms",
             "p99 ms",
@@ -55,33 +82,46 @@ pub async fn run(bench: &Bench, broker: &Broker) -> anyhow::Result<Table> {
         ],
     );
     for (rate, runs_of) in RATES.iter().zip(&phases) {
-        let pick = |f: fn(&Phase) -> f64| runs_of.iter().map(f).collect::<Vec<f64>>();
-        let delivered: Vec<String> = runs_of
-            .iter()
-            .map(|p| format!("{}/{}", p.delivered, p.produced))
-            .collect();
-        table.row(vec![
-            rate.to_string(),
-            num(median(&pick(|p| p.achieved_rate)), 0),
-            delivered.join(" "),
-            num(median(&pick(|p| p.p50_ms)), 1),
-            num(median(&pick(|p| p.p99_ms)), 1),
-            num(median(&pick(|p| p.max_ms)), 1),
-            runs(&pick(|p| p.p99_ms), 1),
-            num(median(&pick(|p| p.cpu_percent)), 0),
-        ]);
+        let produced = median(&runs_of.iter().map(|p| p.achieved_rate).collect::<Vec<_>>());
+        let cpu = median(&runs_of.iter().map(|p| p.cpu_percent).collect::<Vec<_>>());
+        let consumers: [(&str, StatsOf); 2] = [
+            ("kafka-bridge unordered → sink", |p| p.bridge),
+            ("rdkafka consumer, no HTTP (yardstick)", |p| p.probe),
+        ];
+        for (i, (name, stats_of)) in consumers.iter().enumerate() {
+            let stats: Vec<Stats> = runs_of.iter().map(stats_of).collect();
+            let pick = |f: fn(&Stats) -> f64| stats.iter().map(f).collect::<Vec<f64>>();
+            let delivered: Vec<String> = stats
+                .iter()
+                .zip(runs_of)
+                .map(|(s, p)| format!("{}/{}", s.delivered, p.produced))
+                .collect();
+            table.row(vec![
+                rate.to_string(),
+                num(produced, 0),
+                (*name).to_owned(),
+                delivered.join(" "),
+                num(median(&pick(|s| s.p50)), 1),
+                num(median(&pick(|s| s.p99)), 1),
+                num(median(&pick(|s| s.max)), 1),
+                runs(&pick(|s| s.p99), 1),
+                if i == 0 { num(cpu, 0) } else { "n/a".into() },
+            ]);
+        }
     }
     table.note(format!(
-        "{}-partition topic, {RECORD_SIZE} B values, {} s per rate, the rates one after the other \
-         into the same running bridge (default settings). Each value starts with its production \
-         time (Unix µs, stamped before the producer call; producer linger.ms=1); the sink \
-         (axum, in the bench process) subtracts it from its clock on arrival. Median of {} run(s). \
-         Broker: {}. 'delivered' counts arrivals within {} s after production stops.",
-        PARTITIONS,
+        "{PARTITIONS}-partition topic, {RECORD_SIZE} B values, {} s per rate, the rates one after \
+         the other into the same running bridge (default settings). Each value starts with its \
+         production time (Unix µs, stamped before the producer call; producer linger.ms=5, \
+         librdkafka's default); the sink (axum, in the bench process) and the yardstick consumer \
+         (in the bench process, with the bridge's fetch.wait.max.ms=100) subtract it from the \
+         clock on arrival. produced events/s: until the broker acknowledged the last record. \
+         'delivered' counts arrivals within {} s after production stops. Median of {} run(s). \
+         Broker: {}.",
         PHASE.as_secs(),
+        CATCH_UP.as_secs(),
         bench.settings.latency_repeats,
         broker.kind.describe(),
-        CATCH_UP.as_secs()
     ));
     Ok(table)
 }
@@ -98,6 +138,7 @@ async fn run_once(bench: &Bench, broker: &Broker, repeat: usize) -> anyhow::Resu
         ordering: Ordering::Unordered,
         sink: &sink.url,
     };
+    let probe = LatencyProbe::start(&broker.bootstrap, &topic, &format!("{label}-probe"))?;
     let mut bridge = Bridge::spawn(
         &bench.bridge_bin,
         &bench.work,
@@ -105,8 +146,9 @@ async fn run_once(bench: &Bench, broker: &Broker, repeat: usize) -> anyhow::Resu
         &broker.bootstrap,
         &[source],
     )?;
-    let phases = measure(broker, &mut bridge, &sink, &topic, repeat).await;
+    let phases = measure(broker, &mut bridge, &sink, &probe, &topic, repeat).await;
     bridge.stop().await;
+    probe.stop().await?;
     phases
 }
 
@@ -114,15 +156,17 @@ async fn measure(
     broker: &Broker,
     bridge: &mut Bridge,
     sink: &Sink,
+    probe: &LatencyProbe,
     topic: &str,
     repeat: usize,
 ) -> anyhow::Result<Vec<Phase>> {
     bridge.wait_for("/readyz", READY_TIMEOUT).await?;
+    probe.wait_assigned(READY_TIMEOUT).await?;
     let mut phases = Vec::new();
     let mut expected = 0;
     for rate in RATES {
         let cpu_before = bridge.proc.cpu()?;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let produced = produce::paced(
             broker.producer_config(),
             topic,
@@ -133,30 +177,32 @@ async fn measure(
         )
         .await?;
         expected += produced.count;
-        let deadline = std::time::Instant::now() + CATCH_UP;
-        while sink.count() < expected && std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + CATCH_UP;
+        while sink.count() < expected && Instant::now() < deadline {
             bridge.proc.ensure_running()?;
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let cpu = bridge.proc.cpu()?.saturating_sub(cpu_before);
-        let mut samples = sink.take_latencies();
-        if samples.is_empty() {
+        let bridge_samples = sink.take_latencies();
+        if bridge_samples.is_empty() {
             bail!("latency #{repeat}: nothing arrived at {rate}/s");
         }
-        samples.sort_unstable();
-        let ms = |us: u64| us as f64 / 1e3;
         let phase = Phase {
-            achieved_rate: produced.rate(),
-            delivered: samples.len() as u64,
             produced: produced.count,
-            p50_ms: ms(percentile(&samples, 50.0)),
-            p99_ms: ms(percentile(&samples, 99.0)),
-            max_ms: ms(percentile(&samples, 100.0)),
+            achieved_rate: produced.rate(),
+            bridge: Stats::of(bridge_samples),
+            probe: Stats::of(probe.take()),
             cpu_percent: cpu.as_secs_f64() * 100.0 / started.elapsed().as_secs_f64(),
         };
         eprintln!(
-            "latency #{repeat}: {rate}/s p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({}/{} delivered)",
-            phase.p50_ms, phase.p99_ms, phase.max_ms, phase.delivered, phase.produced
+            "latency #{repeat}: {rate}/s bridge p50 {:.1} ms, p99 {:.1} ms ({}/{}); \
+             plain consumer p50 {:.1} ms, p99 {:.1} ms",
+            phase.bridge.p50,
+            phase.bridge.p99,
+            phase.bridge.delivered,
+            phase.produced,
+            phase.probe.p50,
+            phase.probe.p99
         );
         // Duplicates (delivery is at-least-once) must not satisfy the next phase's wait early.
         expected = sink.count().max(expected);

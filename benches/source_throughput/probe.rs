@@ -3,6 +3,8 @@
 //! bottleneck), one that only joins a group (how much of the bridge's time to ready is the join),
 //! and an HTTP client with no Kafka (how fast the sink can go).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -19,14 +21,20 @@ pub struct RawDrain {
     pub last: Instant,
 }
 
-fn consumer(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
+fn consumer_config(bootstrap: &str, group: &str) -> rdkafka::ClientConfig {
     let mut config = client_config(bootstrap);
     config
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .set("session.timeout.ms", crate::SESSION_TIMEOUT_MS);
-    config.create().context("creating the probe consumer")
+    config
+}
+
+fn consumer(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
+    consumer_config(bootstrap, group)
+        .create()
+        .context("creating the probe consumer")
 }
 
 /// Reads `expected` records of `topic` from the start, doing nothing with them.
@@ -141,4 +149,80 @@ pub async fn http_only(sink: &str, count: u64, in_flight: usize) -> anyhow::Resu
         bail!("{failed} of {count} probe POSTs failed");
     }
     Ok(count as f64 / elapsed.as_secs_f64().max(1e-9))
+}
+
+/// A plain rdkafka consumer reading a latency topic alongside the bridge (its own group), noting
+/// production-to-consumption latency with no HTTP: the part of the bridge's latency that the
+/// producer, the broker and the fetch account for.
+pub struct LatencyProbe {
+    stop: Arc<AtomicBool>,
+    assigned: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<u64>>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl LatencyProbe {
+    pub fn start(bootstrap: &str, topic: &str, group: &str) -> anyhow::Result<Self> {
+        let mut config = consumer_config(bootstrap, group);
+        // The bridge's own setting: librdkafka's default (500 ms) would compare a slower fetch.
+        config.set("fetch.wait.max.ms", "100");
+        let consumer: BaseConsumer = config.create().context("creating the latency probe")?;
+        consumer.subscribe(&[topic]).context("subscribing")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let assigned = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (stop_flag, assigned_flag, sink) = (stop.clone(), assigned.clone(), samples.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            while !stop_flag.load(Ordering::Relaxed) {
+                match consumer.poll(Duration::from_millis(20)) {
+                    Some(Ok(message)) => {
+                        let stamped = message.payload().and_then(crate::sink::parse_timestamp);
+                        if let (Some(stamped), Ok(mut samples)) = (stamped, sink.lock()) {
+                            samples.push(crate::sink::unix_micros().saturating_sub(stamped));
+                        }
+                    }
+                    Some(Err(error)) => eprintln!("  latency probe: {error}"),
+                    None => {}
+                }
+                if !assigned_flag.load(Ordering::Relaxed) {
+                    let any = consumer
+                        .assignment()
+                        .map(|l| l.count() > 0)
+                        .unwrap_or(false);
+                    assigned_flag.store(any, Ordering::Relaxed);
+                }
+            }
+            Ok(())
+        });
+        Ok(Self {
+            stop,
+            assigned,
+            samples,
+            task,
+        })
+    }
+
+    pub async fn wait_assigned(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while !self.assigned.load(Ordering::Relaxed) {
+            if Instant::now() > deadline {
+                bail!("the latency probe got no partitions within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
+    /// Samples so far, leaving none behind for the next phase.
+    pub fn take(&self) -> Vec<u64> {
+        match self.samples.lock() {
+            Ok(mut samples) => std::mem::take(&mut *samples),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        }
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.context("latency probe task")?
+    }
 }

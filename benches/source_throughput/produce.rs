@@ -73,7 +73,8 @@ pub async fn bulk(
 
 /// Produces timestamped records of `size` bytes at `rate` per second for `duration`. Each value
 /// starts with its production time (see `sink`), stamped just before the record is handed to the
-/// client, so the latency measured includes the producer's own batching (linger.ms=1).
+/// client, so the latency measured includes the producer's own batching (linger.ms=5,
+/// librdkafka's default).
 pub async fn paced(
     mut config: ClientConfig,
     topic: &str,
@@ -84,7 +85,7 @@ pub async fn paced(
 ) -> anyhow::Result<Produced> {
     let topic = topic.to_owned();
     tokio::task::spawn_blocking(move || {
-        config.set("linger.ms", "1");
+        config.set("linger.ms", "5");
         let failures = Failures::default();
         let producer: BaseProducer<Failures> = config
             .create_with_context(failures.clone())

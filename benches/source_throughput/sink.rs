@@ -150,7 +150,7 @@ pub fn timestamped_value(size: usize) -> Vec<u8> {
     value
 }
 
-fn parse_timestamp(body: &[u8]) -> Option<u64> {
+pub fn parse_timestamp(body: &[u8]) -> Option<u64> {
     let digits = body.get(..TIMESTAMP_DIGITS)?;
     if !digits.iter().all(u8::is_ascii_digit) {
         return None;
