@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -14,7 +13,7 @@ use crate::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler,
 use crate::delivery::{
     AcceptAll, AcceptResponse, Cancelled, Dispatcher, Failure, Outcome, Response, Subscriber,
 };
-use crate::engine::plan::{ChannelPlan, InitialOffset, Ordering, SubscriberPlan};
+use crate::engine::plan::{ChannelPlan, InitialOffset, SubscriberPlan};
 use crate::engine::recorder::DeliveryRecorder;
 use crate::engine::Deps;
 use crate::event::{http_binding, kafka_binding, HttpMessage};
@@ -154,13 +153,7 @@ async fn run_subscriber(
             () = tokio::time::sleep(SETUP_RETRY) => {}
         }
     }
-    let (per_partition, shared) = match sub.ordering {
-        Ordering::Ordered => (1, None),
-        Ordering::Unordered => {
-            let limit = deps.options.max_in_flight;
-            (limit, Some(Arc::new(Semaphore::new(limit))))
-        }
-    };
+    let (per_partition, shared) = deps.options.in_flight(sub.ordering);
     let spec = ConsumerSpec {
         resource: resource.clone(),
         // Committed offsets exist for every partition now; `earliest` only matters if they are

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 use crate::consumer::Shutdown;
@@ -18,7 +19,7 @@ use crate::delivery::{DeliveryError, Dispatcher};
 use crate::ingress::{Producers, Routes};
 use crate::kafka::client_config::ClientSettings;
 use crate::metrics::Metrics;
-use plan::{ChannelPlan, Plan, ResourceId, SourcePlan};
+use plan::{ChannelPlan, Ordering, Plan, ResourceId, SourcePlan};
 use readiness::Readiness;
 
 /// Tuning shared by every resource.
@@ -37,6 +38,20 @@ impl Default for EngineOptions {
             max_in_flight: 256,
             drain_timeout: Duration::from_secs(30),
             client: ClientSettings::default(),
+        }
+    }
+}
+
+impl EngineOptions {
+    /// Events one partition may have in delivery, and the limit shared by all partitions of a
+    /// resource: one at a time keeps a partition ordered; unordered shares `max_in_flight`.
+    pub(crate) fn in_flight(&self, ordering: Ordering) -> (usize, Option<Arc<Semaphore>>) {
+        match ordering {
+            Ordering::Ordered => (1, None),
+            Ordering::Unordered => {
+                let limit = self.max_in_flight;
+                (limit, Some(Arc::new(Semaphore::new(limit))))
+            }
         }
     }
 }

@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
 use crate::delivery::{DeliveryError, Dispatcher, Subscriber};
-use crate::engine::plan::{Ordering, SourcePlan};
+use crate::engine::plan::SourcePlan;
 use crate::engine::recorder::DeliveryRecorder;
 use crate::engine::Deps;
 use crate::event::http_binding::encode_binary_owned;
@@ -88,13 +87,7 @@ pub(crate) async fn run(plan: Arc<SourcePlan>, deps: Arc<Deps>, shutdown: Shutdo
             metrics: metrics.clone(),
         },
     });
-    let (per_partition, shared) = match plan.ordering {
-        Ordering::Ordered => (1, None),
-        Ordering::Unordered => {
-            let limit = deps.options.max_in_flight;
-            (limit, Some(Arc::new(Semaphore::new(limit))))
-        }
-    };
+    let (per_partition, shared) = deps.options.in_flight(plan.ordering);
     let spec = ConsumerSpec {
         resource: resource.clone(),
         config: consumer_config(
