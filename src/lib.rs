@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod consumer;
+pub mod controller;
 pub mod delivery;
 pub mod engine;
 pub mod event;

@@ -31,6 +31,8 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Serve HTTP and print every CloudEvent received, like Knative's event_display.
     EventDisplay(event_display::DisplayArgs),
+    /// Print the CustomResourceDefinitions of KafkaSource and KafkaChannel (YAML).
+    Crds,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +65,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args).await,
         Command::Produce(args) => produce::produce(args).await,
         Command::EventDisplay(args) => event_display::serve(args).await,
+        Command::Crds => {
+            print!("{}", kafka_bridge::resources::crds::manifest()?);
+            Ok(())
+        }
     }
 }
 

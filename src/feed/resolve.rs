@@ -76,6 +76,16 @@ pub fn default_consumer_group(id: &ResourceId) -> String {
     format!("{CONSUMER_GROUP_PREFIX}{uuid}")
 }
 
+/// The source's sink alone, resolved: what `status.sinkUri` shows, known even when another
+/// field of the source is invalid.
+pub fn sink_target(
+    source: &resources::KafkaSource,
+    lookup: &impl Lookup,
+) -> Result<crate::delivery::policy::Target, FieldError> {
+    let id = resource_id(&source.metadata)?;
+    target::resolve(&source.spec.sink, "spec.sink", &id.namespace, lookup)
+}
+
 /// Resolves and validates one KafkaSource.
 pub fn source_plan(
     source: &resources::KafkaSource,
@@ -147,7 +157,7 @@ pub fn source_plan(
         sink,
         delivery,
         ce_overrides,
-        key_type: key_type(&source.metadata.labels)?,
+        key_type: key_type(source.metadata.labels.as_ref())?,
     })
 }
 
@@ -170,8 +180,11 @@ fn non_empty_list(items: &[String], field: &str) -> Result<Vec<String>, FieldErr
 }
 
 /// The `kafkasources.sources.knative.dev/key-type` label; absent or empty means string.
-fn key_type(labels: &BTreeMap<String, String>) -> Result<KeyType, FieldError> {
-    match labels.get(KEY_TYPE_LABEL).map(String::as_str) {
+fn key_type(labels: Option<&BTreeMap<String, String>>) -> Result<KeyType, FieldError> {
+    match labels
+        .and_then(|l| l.get(KEY_TYPE_LABEL))
+        .map(String::as_str)
+    {
         None | Some("") | Some("string") => Ok(KeyType::String),
         Some("int") => Ok(KeyType::Int),
         Some("float") => Ok(KeyType::Float),

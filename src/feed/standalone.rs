@@ -101,7 +101,7 @@ fn resolve_source(doc: &Document, index: &Index<'_>) -> Result<SourcePlan, FeedE
     let resource = label(KAFKA_SOURCE, doc);
     // Warnings raised while resolving (ignored fields) then say which source and file.
     let _span = tracing::warn_span!("resolve", %resource, at = %doc.at).entered();
-    let source: KafkaSource = decode(doc).map_err(|e| invalid(doc, &resource, e))?;
+    let source: KafkaSource = decode_resource(doc).map_err(|e| invalid(doc, &resource, e))?;
     resolve::source_plan(&source, index).map_err(|e| invalid(doc, &resource, e))
 }
 
@@ -112,7 +112,7 @@ fn resolve_channel(
 ) -> Result<ChannelPlan, FeedError> {
     let resource = label(KAFKA_CHANNEL, doc);
     let _span = tracing::warn_span!("resolve", %resource, at = %doc.at).entered();
-    let channel: KafkaChannel = decode(doc).map_err(|e| invalid(doc, &resource, e))?;
+    let channel: KafkaChannel = decode_resource(doc).map_err(|e| invalid(doc, &resource, e))?;
     let kafka = match cluster {
         Some(kafka) => kafka.clone(),
         None => cluster
@@ -174,6 +174,21 @@ fn invalid(doc: &Document, resource: &str, e: FieldError) -> FeedError {
 /// Decodes a document into `T`, naming the field on a type error.
 fn decode<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, FieldError> {
     serde_path_to_error::deserialize(&doc.value)
+        .map_err(|e| FieldError::new(e.path().to_string(), e.inner().to_string()))
+}
+
+/// Decodes a custom resource. `metadata` and `spec` may be left out of a manifest (a KafkaChannel
+/// with every default has no spec); the object types need them, so they start out empty.
+fn decode_resource<T: serde::de::DeserializeOwned>(doc: &Document) -> Result<T, FieldError> {
+    let mut value = doc.value.clone();
+    if let Some(object) = value.as_object_mut() {
+        for field in ["metadata", "spec"] {
+            if object.get(field).is_none_or(serde_json::Value::is_null) {
+                object.insert(field.into(), serde_json::json!({}));
+            }
+        }
+    }
+    serde_path_to_error::deserialize(&value)
         .map_err(|e| FieldError::new(e.path().to_string(), e.inner().to_string()))
 }
 

@@ -659,3 +659,11 @@ fn load_plan_reads_channel_and_config_from_separate_files() {
         "kafka.ns.ch.u1"
     );
 }
+
+#[test]
+fn a_channel_without_a_spec_runs_with_knatives_defaults() {
+    let plan = only_channel("spec: null");
+    assert_eq!(plan.topic, "knative-messaging-kafka.ns.ch");
+    assert_eq!((plan.num_partitions, plan.replication_factor), (1, 1));
+    assert!(plan.subscribers.is_empty());
+}

@@ -1,9 +1,10 @@
 //! Knative's Addressable duck type: the `status.address` a sink `ref` resolves to.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One address of an Addressable (`duck/v1.Addressable`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Addressable {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -17,7 +18,7 @@ pub struct Addressable {
 }
 
 /// The address part of any Addressable's status: `address` and, newer, `addresses[]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AddressStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]

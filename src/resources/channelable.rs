@@ -1,6 +1,7 @@
 //! Knative's Channelable duck pieces (`knative.dev/eventing/pkg/apis/duck/v1`): the subscribers a
 //! Subscription controller writes into a channel's spec, and their status.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::delivery::DeliverySpec;
@@ -8,7 +9,7 @@ use super::status::AuthStatus;
 
 /// One entry of `spec.subscribers[]` (`SubscriberSpec`). Knative's validation asks for at least
 /// one of `subscriberUri` and `replyUri`; everything else is optional in the schema.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriberSpec {
     /// Name of the Subscription this entry comes from.
@@ -51,7 +52,7 @@ pub struct SubscriberSpec {
 }
 
 /// One entry of `status.subscribers[]` (`SubscriberStatus`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriberStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,7 +69,7 @@ pub struct SubscriberStatus {
 }
 
 /// `status.policies[]`: an EventPolicy that applies to the resource.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliedEventPolicyRef {
     #[serde(default)]

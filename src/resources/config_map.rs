@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::meta::ObjectMeta;
+use super::meta::DocumentMeta;
 
 /// A `v1` ConfigMap.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,7 +15,7 @@ pub struct ConfigMap {
     #[serde(default)]
     pub kind: String,
     #[serde(default)]
-    pub metadata: ObjectMeta,
+    pub metadata: DocumentMeta,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub data: BTreeMap<String, String>,
     /// Values, base64-encoded; Knative's Kafka settings never live here.

@@ -1,12 +1,13 @@
 //! Knative's `DeliverySpec` (`knative.dev/eventing/pkg/apis/duck/v1`): retries, backoff, timeout
 //! and dead-letter sink, as written. Durations stay ISO-8601 strings here.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::destination::Destination;
 
 /// `spec.delivery`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliverySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,14 +31,14 @@ pub struct DeliverySpec {
     pub format: Option<DeliveryFormat>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BackoffPolicyType {
     Linear,
     Exponential,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryFormat {
     Json,

@@ -1,10 +1,11 @@
 //! Knative's `Destination` (`knative.dev/pkg/apis/duck/v1`): where events go, as a reference to an
 //! Addressable, a URI, or a reference plus a URI relative to it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A sink, subscriber or dead-letter sink.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Destination {
     #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
@@ -21,7 +22,7 @@ pub struct Destination {
 }
 
 /// A reference to another object (`KReference`): a trimmed-down `ObjectReference`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KReference {
     #[serde(default)]

@@ -1,14 +1,18 @@
 //! Knative's KafkaChannel (`messaging.knative.dev/v1beta1`, the only version served): topic
 //! settings plus the duck `ChannelableSpec` (subscribers, delivery) inlined as in Go.
 
+// kube's printcolumn attributes repeat keys such as `type_` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::addressable::Addressable;
 use super::channelable::{AppliedEventPolicyRef, SubscriberSpec, SubscriberStatus};
 use super::delivery::DeliverySpec;
-use super::meta::ObjectMeta;
 use super::status::Condition;
 
 pub const GROUP: &str = "messaging.knative.dev";
@@ -20,24 +24,47 @@ pub const DEFAULT_REPLICATION_FACTOR: i16 = 1;
 /// Seven days, in the precise form Knative writes.
 pub const DEFAULT_RETENTION_DURATION: &str = "PT168H";
 
-/// A KafkaChannel object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KafkaChannel {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: KafkaChannelSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<KafkaChannelStatus>,
-}
-
-/// `spec` of a KafkaChannel. Everything but `subscribers` and `delivery` is immutable in Knative.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+// The derive makes the object type `KafkaChannel` and its CRD, with Knative's names, duck labels
+// and columns. Doc comments become the CRD's descriptions, which `kubectl explain` shows.
+/// The desired state of a KafkaChannel: its topic's settings, and the subscribers (written by
+/// Subscriptions) with their delivery. Everything but `subscribers` and `delivery` is immutable.
+#[derive(
+    CustomResource, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema,
+)]
+#[kube(
+    group = "messaging.knative.dev",
+    version = "v1beta1",
+    kind = "KafkaChannel",
+    namespaced,
+    status = "KafkaChannelStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "KafkaChannel is a Channel backed by a topic of an Apache Kafka cluster.",
+    category = "all",
+    category = "knative",
+    category = "messaging",
+    category = "channel",
+    shortname = "kc",
+    label("messaging.knative.dev/subscribable", "true"),
+    label("duck.knative.dev/addressable", "true"),
+    label("knative.dev/crd-install", "true"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.address.url"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaChannelSpec {
     /// Partitions of the topic; absent or 0 means [`DEFAULT_NUM_PARTITIONS`].
@@ -58,7 +85,7 @@ pub struct KafkaChannelSpec {
 
 /// `status` of a KafkaChannel: the duck `ChannelableStatus` (status, address, subscribers,
 /// delivery status and applied event policies, all inlined).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaChannelStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,7 +237,9 @@ status:
 
     #[test]
     fn minimal_channel_reads_with_everything_optional_absent() {
-        let c: KafkaChannel = serde_yaml_ng::from_str("kind: KafkaChannel\n").unwrap();
+        // The object type needs `metadata` and `spec`; the feeds add empty ones when absent.
+        let c: KafkaChannel =
+            serde_yaml_ng::from_str("kind: KafkaChannel\nmetadata: {}\nspec: {}\n").unwrap();
         assert_eq!(c.spec, KafkaChannelSpec::default());
         assert!(c.status.is_none());
     }

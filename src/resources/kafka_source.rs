@@ -1,13 +1,17 @@
 //! Knative's KafkaSource (`sources.knative.dev/v1beta1`, also served as `v1`): the two versions
 //! have the same schema, so one set of types reads both.
 
+// kube's printcolumn attributes repeat keys such as `type_` by design.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
+use kube::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::delivery::DeliverySpec;
 use super::destination::Destination;
-use super::meta::ObjectMeta;
 use super::secret::SecretKeySelector;
 use super::status::{AuthStatus, CloudEventAttributes, Condition, Placement};
 
@@ -20,25 +24,62 @@ pub const KEY_TYPE_LABEL: &str = "kafkasources.sources.knative.dev/key-type";
 /// Prefix of the consumer group Knative defaults when `consumerGroup` is absent.
 pub const CONSUMER_GROUP_PREFIX: &str = "knative-kafka-source-";
 
-/// A KafkaSource object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KafkaSource {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    #[serde(default)]
-    pub spec: KafkaSourceSpec,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<KafkaSourceStatus>,
-}
-
-/// `spec` of a KafkaSource: Kafka auth, the consumer settings, and the duck `SourceSpec` (sink,
-/// ceOverrides) inlined as in Go.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+// The derive makes the object type `KafkaSource` (metadata, spec, status) and its CRD, with
+// Knative's names, labels, columns and scale subresource. Doc comments become the CRD's
+// descriptions, which `kubectl explain` shows to users.
+/// The desired state of a KafkaSource: the Kafka cluster and how to authenticate to it, the
+/// topics and consumer settings, and where and how to deliver the events (the duck SourceSpec's
+/// sink and ceOverrides, inlined).
+#[derive(
+    CustomResource, Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema,
+)]
+#[kube(
+    group = "sources.knative.dev",
+    version = "v1beta1",
+    kind = "KafkaSource",
+    namespaced,
+    status = "KafkaSourceStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    doc = "KafkaSource consumes Kafka topics and sends every record to a sink as a CloudEvent.",
+    category = "all",
+    category = "knative",
+    category = "eventing",
+    category = "sources",
+    label("duck.knative.dev/source", "true"),
+    label("eventing.knative.dev/source", "true"),
+    label("knative.dev/crd-install", "true"),
+    annotation(
+        "registry.knative.dev/eventTypes",
+        r#"[{"type":"dev.knative.kafka.event"}]"#
+    ),
+    scale(
+        spec_replicas_path = ".spec.consumers",
+        status_replicas_path = ".status.consumers",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn(name = "Topics", type_ = "string", json_path = ".spec.topics"),
+    printcolumn(
+        name = "BootstrapServers",
+        type_ = "string",
+        json_path = ".spec.bootstrapServers"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaSourceSpec {
     /// Consumers in the group; defaults to 1. Scale subresource target.
@@ -71,14 +112,14 @@ pub struct KafkaSourceSpec {
     pub ce_overrides: Option<CloudEventOverrides>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum InitialOffset {
     Earliest,
     Latest,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Ordering {
     Ordered,
@@ -86,7 +127,7 @@ pub enum Ordering {
 }
 
 /// `spec.ceOverrides`: extension attributes set on every event.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CloudEventOverrides {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -94,7 +135,7 @@ pub struct CloudEventOverrides {
 }
 
 /// `spec.net`: how to authenticate to Kafka. The enable flags choose the protocol.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaNetSpec {
     #[serde(default)]
@@ -103,7 +144,7 @@ pub struct KafkaNetSpec {
     pub tls: KafkaTlsSpec,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaSaslSpec {
     #[serde(default)]
@@ -127,7 +168,7 @@ pub struct KafkaSaslSpec {
     pub token_provider: SecretValueFromSource,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaTlsSpec {
     #[serde(default)]
@@ -144,7 +185,7 @@ pub struct KafkaTlsSpec {
 }
 
 /// A value read from a Secret in the source's namespace.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretValueFromSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,7 +199,7 @@ impl SecretValueFromSource {
 }
 
 /// `status` of a KafkaSource: the duck `SourceStatus` plus consumer and placement details.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KafkaSourceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,7 +302,7 @@ status:
     #[test]
     fn reads_every_knative_field() {
         let s: KafkaSource = serde_yaml_ng::from_str(FULL).unwrap();
-        assert_eq!(s.metadata.labels[KEY_TYPE_LABEL], "int");
+        assert_eq!(s.metadata.labels.as_ref().unwrap()[KEY_TYPE_LABEL], "int");
         assert_eq!(s.metadata.generation, Some(3));
         assert_eq!(s.metadata.uid.as_deref(), Some("0b1c"));
         let spec = &s.spec;
@@ -314,7 +355,9 @@ status:
 
     #[test]
     fn minimal_source_reads_with_everything_optional_absent() {
-        let s: KafkaSource = serde_yaml_ng::from_str("kind: KafkaSource\nspec: {}\n").unwrap();
+        // The object type needs `metadata` and `spec`; the feeds add empty ones when absent.
+        let s: KafkaSource =
+            serde_yaml_ng::from_str("kind: KafkaSource\nmetadata: {}\nspec: {}\n").unwrap();
         assert_eq!(s.spec, KafkaSourceSpec::default());
         assert!(s.status.is_none());
     }

@@ -1,4 +1,5 @@
-//! The parts of Kubernetes' `ObjectMeta` the feeds read.
+//! The parts of Kubernetes' `ObjectMeta` the standalone feed reads from Secret and ConfigMap
+//! documents. Custom resources carry the full `ObjectMeta` of k8s-openapi (see [`super::ObjectMeta`]).
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// `metadata` of a Kubernetes object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObjectMeta {
+pub struct DocumentMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

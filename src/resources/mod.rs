@@ -8,6 +8,7 @@
 pub mod addressable;
 pub mod channelable;
 pub mod config_map;
+pub mod crds;
 pub mod delivery;
 pub mod destination;
 pub mod kafka_channel;
@@ -21,10 +22,11 @@ pub use channelable::{AppliedEventPolicyRef, SubscriberSpec, SubscriberStatus};
 pub use config_map::ConfigMap;
 pub use delivery::{BackoffPolicyType, DeliveryFormat, DeliverySpec};
 pub use destination::{Destination, KReference};
+pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub use kafka_channel::{KafkaChannel, KafkaChannelSpec, KafkaChannelStatus};
 pub use kafka_source::{
     CloudEventOverrides, InitialOffset, KafkaNetSpec, KafkaSaslSpec, KafkaSource, KafkaSourceSpec,
     KafkaSourceStatus, KafkaTlsSpec, Ordering, SecretValueFromSource,
 };
-pub use meta::ObjectMeta;
+pub use meta::DocumentMeta;
 pub use secret::{Secret, SecretKeySelector};

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::meta::ObjectMeta;
+use super::meta::DocumentMeta;
 
 /// A `v1` Secret.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,7 +16,7 @@ pub struct Secret {
     #[serde(default)]
     pub kind: String,
     #[serde(default)]
-    pub metadata: ObjectMeta,
+    pub metadata: DocumentMeta,
     /// Values, base64-encoded.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub data: BTreeMap<String, String>,
@@ -62,7 +62,7 @@ impl Secret {
 }
 
 /// `secretKeyRef`: one key of a Secret in the referring object's namespace.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeySelector {
     #[serde(default)]

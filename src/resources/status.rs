@@ -1,10 +1,11 @@
 //! Knative's duck-typed status pieces (`knative.dev/pkg/apis/duck/v1`): conditions and the
 //! source status every Knative source embeds.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One status condition (`apis.Condition`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
     #[serde(rename = "type", default)]
@@ -24,7 +25,7 @@ pub struct Condition {
 }
 
 /// `ceAttributes[]`: the CloudEvent type and source a source emits.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CloudEventAttributes {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -34,7 +35,7 @@ pub struct CloudEventAttributes {
 }
 
 /// `status.auth`: the OIDC service account(s) a resource uses.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,7 +45,7 @@ pub struct AuthStatus {
 }
 
 /// Where the scheduler placed a source's virtual replicas (`duck/v1alpha1.Placement`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Placement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
