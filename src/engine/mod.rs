@@ -2,6 +2,7 @@
 //! standalone mode, the controller in a cluster) produce plans; the engine does not care which.
 
 mod channel;
+pub mod contract;
 pub mod plan;
 pub mod readiness;
 mod recorder;
