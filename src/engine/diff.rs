@@ -46,98 +46,35 @@ pub(crate) fn diff<K: Ord + Clone, R, W>(
     out
 }
 
-/// Whether a running source can keep running under `next`: anything but its generation changed
-/// means a restart. (Destructured so that a new field must be placed on one side or the other.)
+/// Whether a running source can keep running under `next`: anything but its generation
+/// changed means a restart. (Plans change rarely; comparing whole copies keeps a field added
+/// later from being forgotten here.)
 pub(crate) fn source_unchanged(now: &SourcePlan, next: &SourcePlan) -> bool {
-    let SourcePlan {
-        id,
-        generation: _,
-        kafka,
-        topics,
-        consumer_group,
-        initial_offset,
-        consumers,
-        ordering,
-        sink,
-        delivery,
-        ce_overrides,
-        key_type,
-    } = now;
-    (
-        id,
-        kafka,
-        topics,
-        consumer_group,
-        initial_offset,
-        consumers,
-        ordering,
-    ) == (
-        &next.id,
-        &next.kafka,
-        &next.topics,
-        &next.consumer_group,
-        &next.initial_offset,
-        &next.consumers,
-        &next.ordering,
-    ) && (sink, delivery, ce_overrides, key_type)
-        == (
-            &next.sink,
-            &next.delivery,
-            &next.ce_overrides,
-            &next.key_type,
-        )
+    let now = SourcePlan {
+        generation: next.generation,
+        ..now.clone()
+    };
+    now == *next
 }
 
-/// Whether a running channel's topic and route can stay: its subscribers and generation are
-/// compared elsewhere or not at all.
+/// Whether a running channel's topic and route can stay: its subscribers are compared one by
+/// one ([`subscriber_unchanged`]), its generation not at all.
 pub(crate) fn channel_unchanged(now: &ChannelPlan, next: &ChannelPlan) -> bool {
-    let ChannelPlan {
-        id,
-        generation: _,
-        kafka,
-        topic,
-        num_partitions,
-        replication_factor,
-        retention,
-        subscribers: _,
-    } = now;
-    (
-        id,
-        kafka,
-        topic,
-        num_partitions,
-        replication_factor,
-        retention,
-    ) == (
-        &next.id,
-        &next.kafka,
-        &next.topic,
-        &next.num_partitions,
-        &next.replication_factor,
-        &next.retention,
-    )
+    let now = ChannelPlan {
+        generation: next.generation,
+        subscribers: next.subscribers.clone(),
+        ..now.clone()
+    };
+    now == *next
 }
 
 /// Whether a running subscriber can keep running under `next`.
 pub(crate) fn subscriber_unchanged(now: &SubscriberPlan, next: &SubscriberPlan) -> bool {
-    let SubscriberPlan {
-        uid,
-        generation: _,
-        subscriber,
-        reply,
-        delivery,
-        consumer_group,
-        ordering,
-    } = now;
-    (uid, subscriber, reply, delivery, consumer_group, ordering)
-        == (
-            &next.uid,
-            &next.subscriber,
-            &next.reply,
-            &next.delivery,
-            &next.consumer_group,
-            &next.ordering,
-        )
+    let now = SubscriberPlan {
+        generation: next.generation,
+        ..now.clone()
+    };
+    now == *next
 }
 
 #[cfg(test)]
