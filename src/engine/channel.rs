@@ -193,7 +193,13 @@ async fn setup_topic(
     };
     // Bounded by `stop`: the engine cancels it when the channel is removed or on shutdown.
     loop {
-        match ensure_topic(&plan.kafka, &deps.options.client, &spec).await {
+        // Raced with `stop`: against an unreachable cluster an attempt lasts until its own
+        // timeout, and removing the channel must not wait for that.
+        let attempt = tokio::select! {
+            () = stop.cancelled() => return Err(Cancelled),
+            attempt = ensure_topic(&plan.kafka, &deps.options.client, &spec) => attempt,
+        };
+        match attempt {
             Ok(ensured) => {
                 tracing::info!(%resource, topic = %spec.name, ?ensured, "topic ready");
                 return Ok(());

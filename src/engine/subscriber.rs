@@ -91,7 +91,14 @@ async fn run(
         let init = tokio::task::spawn_blocking(move || {
             initialize_to_latest(&conn, &settings, &group, &topic)
         });
-        match init.await {
+        // Raced with `stop`: against an unreachable cluster the blocking call lasts until its
+        // own timeouts, and removing the subscriber must not wait for that (the call finishes
+        // in the background).
+        let init = tokio::select! {
+            () = shutdown.stop.cancelled() => return,
+            init = init => init,
+        };
+        match init {
             Ok(Ok(initialised)) => {
                 tracing::info!(%resource, generation = sub.generation, initialised, "subscriber offsets ready");
                 break;

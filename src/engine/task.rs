@@ -10,6 +10,9 @@ use tokio::task::JoinHandle;
 use super::readiness::{Part, Readiness};
 use crate::consumer::Shutdown;
 
+/// How long an abandoned task may take to wind down before it is dropped.
+const ABORT_GRACE: Duration = Duration::from_secs(10);
+
 pub(crate) struct Task {
     /// Names the part in logs.
     name: String,
@@ -38,11 +41,19 @@ impl Task {
     }
 
     async fn wait(mut self, drain: Duration) {
-        if tokio::time::timeout(drain, &mut self.handle).await.is_err() {
-            tracing::warn!(part = %self.name, "drain timed out; abandoning in-flight events");
-            self.shutdown.abort.cancel();
-            // A panicked task has nothing left to stop.
-            let _ = self.handle.await;
+        if tokio::time::timeout(drain, &mut self.handle).await.is_ok() {
+            return;
+        }
+        tracing::warn!(part = %self.name, "drain timed out; abandoning in-flight events");
+        self.shutdown.abort.cancel();
+        // Abandoning is prompt (nothing is committed); a task still running after the grace is
+        // stuck in a call that ignores cancellation, and is dropped where it stands.
+        if tokio::time::timeout(ABORT_GRACE, &mut self.handle)
+            .await
+            .is_err()
+        {
+            tracing::warn!(part = %self.name, "task did not stop when abandoned; dropping it");
+            self.handle.abort();
         }
     }
 }
