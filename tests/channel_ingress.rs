@@ -149,6 +149,7 @@ fn plan(kafka: KafkaConnection) -> ChannelPlan {
     ChannelPlan {
         topic: format!("knative-messaging-kafka.{}.{}", id.namespace, id.name),
         id,
+        generation: 0,
         kafka,
         num_partitions: 1,
         replication_factor: 1,

@@ -1,5 +1,6 @@
-//! The admin server: `/healthz` (the process serves), `/readyz` (every resource consumes), and
-//! `/metrics` (Prometheus text).
+//! The admin server: `/healthz` (the process serves), `/readyz` (standalone: every resource
+//! runs; data plane: a contract is applied), `/status` (each resource's generation and readiness
+//! as JSON, [`Report`](crate::engine::report::Report)) and `/metrics` (Prometheus text).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::readiness::Readiness;
+use crate::engine::report::Report;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
@@ -25,12 +27,13 @@ pub fn router(readiness: Readiness, metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/status", get(status))
         .route("/metrics", get(metrics_text))
         .with_state(AdminState { readiness, metrics })
 }
 
 async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    let (ready, resources) = state.readiness.report();
+    let (ready, resources) = state.readiness.summary();
     let mut body = String::new();
     for resource in resources {
         let word = if resource.ready { "ready" } else { "not ready" };
@@ -45,6 +48,13 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, body)
+}
+
+async fn status(State(state): State<AdminState>) -> impl IntoResponse {
+    let report: Report = state.readiness.status();
+    // Plain data with string keys: serialising it cannot fail.
+    let body = serde_json::to_vec(&report).unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
 async fn metrics_text(State(state): State<AdminState>) -> impl IntoResponse {

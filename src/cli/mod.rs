@@ -1,11 +1,13 @@
-//! Subcommands. `run` is the data plane; `produce` and `event-display` are the small tools the
-//! README's walkthrough uses (a producer and a sink that prints what it receives).
+//! Subcommands. `run` is the standalone data plane and `dataplane` the one a cluster's controller
+//! feeds; `produce` and `event-display` are the small tools the README's walkthrough uses (a
+//! producer and a sink that prints what it receives).
 
+mod dataplane;
 mod event_display;
 mod produce;
 mod run;
+mod serve;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ pub struct Cli {
 enum Command {
     /// Run every KafkaSource and KafkaChannel in the given Kubernetes YAML, without Kubernetes.
     Run(RunArgs),
+    /// Run the data plane in a cluster: the contract the controller writes, applied live.
+    Dataplane(dataplane::DataPlaneArgs),
     /// Produce records to a topic (for trying things out).
     Produce(produce::ProduceArgs),
     /// Serve HTTP and print every CloudEvent received, like Knative's event_display.
@@ -40,29 +44,14 @@ pub struct RunArgs {
     /// YAML file or directory (multi-document; .yaml, .yml, .json). Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     files: Vec<PathBuf>,
-    /// Serves /healthz, /readyz and /metrics.
-    #[arg(long, default_value = "0.0.0.0:9090")]
-    admin_addr: SocketAddr,
-    /// Serves channel ingress (KafkaChannel).
-    #[arg(long, default_value = "0.0.0.0:8080")]
-    ingress_addr: SocketAddr,
-    /// librdkafka property for every client, applied last (e.g. session.timeout.ms=6000). Repeatable.
-    #[arg(long = "kafka-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    kafka_config: Vec<(String, String)>,
-    /// Events in delivery at once per unordered source.
-    #[arg(long, default_value_t = 256)]
-    max_in_flight: usize,
-    /// Channel ingress: larger request bodies are refused with 413.
-    #[arg(long, default_value_t = kafka_bridge::ingress::DEFAULT_MAX_BODY_BYTES)]
-    max_body_bytes: usize,
-    /// How long SIGTERM waits for in-flight events before abandoning them (uncommitted).
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    drain_timeout: Duration,
+    #[command(flatten)]
+    engine: serve::EngineArgs,
 }
 
 pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args).await,
+        Command::Dataplane(args) => dataplane::run(args).await,
         Command::Produce(args) => produce::produce(args).await,
         Command::EventDisplay(args) => event_display::serve(args).await,
         Command::Crds => {

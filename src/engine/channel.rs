@@ -1,84 +1,180 @@
-//! A running KafkaChannel: its topic, its ingress route, and one consumer group per subscriber
-//! delivering every stored event to that subscriber, forwarding replies, dead-lettering failures.
+//! A running KafkaChannel: its topic and ingress route (the channel's core), and one
+//! independently running subscriber each (see [`subscriber`](super::subscriber)). A new plan for a
+//! channel whose own settings are unchanged only starts, restarts or stops the subscribers that
+//! changed; the route and the other subscribers carry on.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, StatusCode};
-use rdkafka::message::{Headers, Message, OwnedMessage};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
-use crate::delivery::{
-    AcceptAll, AcceptResponse, Cancelled, Dispatcher, Failure, Outcome, Response, Subscriber,
-};
-use crate::engine::plan::{ChannelPlan, InitialOffset, SubscriberPlan};
-use crate::engine::recorder::DeliveryRecorder;
-use crate::engine::Deps;
-use crate::event::{http_binding, kafka_binding, HttpMessage};
-use crate::ingress::producer::is_forwarded;
-use crate::kafka::client_config::consumer_config;
-use crate::kafka::offsets::initialize_to_latest;
+use crate::consumer::Shutdown;
+use crate::delivery::Cancelled;
+use crate::engine::diff::subscriber_unchanged;
+use crate::engine::plan::{ChannelPlan, SubscriberPlan};
+use crate::engine::readiness::Part;
+use crate::engine::subscriber;
+use crate::engine::task::{Stopping, Task};
+use crate::engine::{Deps, EMBEDDED_ONLY_STANDALONE};
 use crate::kafka::topics::{ensure_topic, TopicSpec};
 
 pub(crate) const KIND: &str = "KafkaChannel";
 
 /// Waits between attempts to create the topic or initialise offsets while the broker is away.
-const SETUP_RETRY: Duration = Duration::from_secs(2);
+pub(crate) const SETUP_RETRY: Duration = Duration::from_secs(2);
 
-/// Runs the channel until `shutdown.stop` fires and its subscribers have drained.
-pub(crate) async fn run(plan: Arc<ChannelPlan>, deps: Arc<Deps>, shutdown: Shutdown) {
-    let resource = format!("{KIND} {}", plan.id);
-    let ready_parts: Arc<Vec<Arc<ConsumerState>>> = Arc::new(
-        plan.subscribers
-            .iter()
-            .map(|_| Arc::new(ConsumerState::default()))
-            .collect(),
-    );
-    let routed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let states = Arc::clone(&ready_parts);
-        let routed = Arc::clone(&routed);
-        deps.readiness.set(resource.clone(), move || {
-            routed.load(std::sync::atomic::Ordering::Relaxed)
-                && states.iter().all(|s| s.assigned_partitions() > 0)
+pub(crate) struct RunningChannel {
+    plan: Arc<ChannelPlan>,
+    core: Task,
+    /// Turns true once the topic exists: subscribers initialise their offsets only then.
+    topic_ready: watch::Receiver<bool>,
+    subscribers: BTreeMap<String, RunningSubscriber>,
+}
+
+struct RunningSubscriber {
+    plan: Arc<SubscriberPlan>,
+    task: Task,
+}
+
+impl RunningChannel {
+    /// Starts the channel and its subscribers; their readiness is registered at once.
+    pub fn start(plan: Arc<ChannelPlan>, deps: &Arc<Deps>) -> Self {
+        let routed = Arc::new(AtomicBool::new(false));
+        let ready = Arc::clone(&routed);
+        deps.readiness.set(part(&plan), plan.generation, move || {
+            ready.load(Ordering::Relaxed)
         });
+        let (topic_tx, topic_ready) = watch::channel(false);
+        let core = {
+            let (plan, deps) = (Arc::clone(&plan), Arc::clone(deps));
+            Task::spawn(format!("{KIND} {}", plan.id), move |shutdown| {
+                run_core(plan, deps, routed, topic_tx, shutdown)
+            })
+        };
+        let mut channel = Self {
+            plan: Arc::clone(&plan),
+            core,
+            topic_ready,
+            subscribers: BTreeMap::new(),
+        };
+        channel.start_subscribers(&plan, deps);
+        channel
+    }
+
+    pub fn plan(&self) -> &ChannelPlan {
+        &self.plan
+    }
+
+    /// First half of moving to `next`, a plan with the same channel settings: takes out the
+    /// subscribers that are gone or changed, for the caller to stop (alongside whatever else a
+    /// new plan stops).
+    pub fn take_outdated(&mut self, next: &ChannelPlan) -> Stopping {
+        let wanted: BTreeMap<&str, &SubscriberPlan> = next
+            .subscribers
+            .iter()
+            .map(|s| (s.uid.as_str(), &**s))
+            .collect();
+        let outdated: Vec<String> = self
+            .subscribers
+            .iter()
+            .filter(|(uid, running)| {
+                wanted
+                    .get(uid.as_str())
+                    .is_none_or(|sub| !subscriber_unchanged(&running.plan, sub))
+            })
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        let mut stopping = Stopping::default();
+        for uid in outdated {
+            if let Some(running) = self.subscribers.remove(&uid) {
+                stopping.push(running.task, subscriber::part(&self.plan, &running.plan));
+            }
+        }
+        stopping
+    }
+
+    /// Second half: starts the subscribers `next` adds (or changed), and records the
+    /// generations of the ones that carry on.
+    pub fn finish_update(&mut self, next: Arc<ChannelPlan>, deps: &Arc<Deps>) {
+        for sub in &next.subscribers {
+            if let Some(running) = self.subscribers.get_mut(&sub.uid) {
+                running.plan = Arc::clone(sub);
+                deps.readiness
+                    .set_generation(&subscriber::part(&next, sub), sub.generation);
+            }
+        }
+        self.start_subscribers(&next, deps);
+        deps.readiness.set_generation(&part(&next), next.generation);
+        self.plan = next;
+    }
+
+    /// Everything to stop to stop the channel: its route and all its subscribers.
+    pub fn into_stopping(self) -> Stopping {
+        let mut stopping = Stopping::default();
+        stopping.push(self.core, part(&self.plan));
+        for running in self.subscribers.into_values() {
+            stopping.push(running.task, subscriber::part(&self.plan, &running.plan));
+        }
+        stopping
+    }
+
+    /// Starts every subscriber of `plan` not running yet.
+    fn start_subscribers(&mut self, plan: &Arc<ChannelPlan>, deps: &Arc<Deps>) {
+        for sub in &plan.subscribers {
+            if self.subscribers.contains_key(&sub.uid) {
+                continue;
+            }
+            let task = subscriber::start(plan, Arc::clone(sub), deps, self.topic_ready.clone());
+            let running = RunningSubscriber {
+                plan: Arc::clone(sub),
+                task,
+            };
+            self.subscribers.insert(sub.uid.clone(), running);
+        }
+    }
+}
+
+pub(crate) fn part(plan: &ChannelPlan) -> Part {
+    Part::Channel(plan.id.clone())
+}
+
+/// Ensures the topic, then serves the channel's route until `shutdown.stop` fires.
+async fn run_core(
+    plan: Arc<ChannelPlan>,
+    deps: Arc<Deps>,
+    routed: Arc<AtomicBool>,
+    topic_ready: watch::Sender<bool>,
+    shutdown: Shutdown,
+) {
+    let resource = format!("{KIND} {}", plan.id);
+    if plan.kafka.is_embedded() {
+        tracing::error!(%resource, error = EMBEDDED_ONLY_STANDALONE, "channel not started");
+        shutdown.stop.cancelled().await;
+        return;
     }
     if setup_topic(&plan, &deps, &resource, &shutdown.stop)
         .await
         .is_err()
     {
-        deps.readiness.remove(&resource);
         return;
     }
+    topic_ready.send_replace(true);
     match deps.producers.for_cluster(&plan.kafka) {
         Ok(producer) => {
             deps.routes.insert(&plan, producer);
-            routed.store(true, std::sync::atomic::Ordering::Relaxed);
+            routed.store(true, Ordering::Relaxed);
+            tracing::info!(%resource, generation = plan.generation, topic = %plan.topic, "channel serving");
         }
-        Err(error) => {
-            tracing::error!(%resource, %error, "channel ingress not started");
-            shutdown.stop.cancelled().await;
-            deps.readiness.remove(&resource);
-            return;
-        }
+        Err(error) => tracing::error!(%resource, %error, "channel ingress not started"),
     }
-    tracing::info!(%resource, topic = %plan.topic, subscribers = plan.subscribers.len(), "channel running");
-
-    let mut subscribers = JoinSet::new();
-    for (sub, state) in plan.subscribers.iter().zip(ready_parts.iter()) {
-        subscribers.spawn(run_subscriber(
-            Arc::clone(&plan),
-            Arc::clone(sub),
-            Arc::clone(&deps),
-            Arc::clone(state),
-            shutdown.clone(),
-        ));
+    shutdown.stop.cancelled().await;
+    if routed.swap(false, Ordering::Relaxed) {
+        // Requests already routed finish; new ones get 404 until a restarted channel serves.
+        deps.routes.remove(&plan.id);
     }
-    while subscribers.join_next().await.is_some() {}
-    deps.routes.remove(&plan.id);
-    deps.readiness.remove(&resource);
     tracing::info!(%resource, "channel stopped");
 }
 
@@ -97,7 +193,13 @@ async fn setup_topic(
     };
     // Bounded by `stop`: the engine cancels it when the channel is removed or on shutdown.
     loop {
-        match ensure_topic(&plan.kafka, &deps.options.client, &spec).await {
+        // Raced with `stop`: against an unreachable cluster an attempt lasts until its own
+        // timeout, and removing the channel must not wait for that.
+        let attempt = tokio::select! {
+            () = stop.cancelled() => return Err(Cancelled),
+            attempt = ensure_topic(&plan.kafka, &deps.options.client, &spec) => attempt,
+        };
+        match attempt {
             Ok(ensured) => {
                 tracing::info!(%resource, topic = %spec.name, ?ensured, "topic ready");
                 return Ok(());
@@ -108,248 +210,5 @@ async fn setup_topic(
             () = stop.cancelled() => return Err(Cancelled),
             () = tokio::time::sleep(SETUP_RETRY) => {}
         }
-    }
-}
-
-async fn run_subscriber(
-    plan: Arc<ChannelPlan>,
-    sub: Arc<SubscriberPlan>,
-    deps: Arc<Deps>,
-    state: Arc<ConsumerState>,
-    shutdown: Shutdown,
-) {
-    let resource = format!("{KIND} {} subscriber {}", plan.id, sub.uid);
-    let handler = match SubscriberHandler::new(&plan, &sub, &deps, resource.clone()) {
-        Ok(handler) => Arc::new(handler),
-        Err(error) => {
-            tracing::error!(%resource, %error, "subscriber not started");
-            shutdown.stop.cancelled().await;
-            return;
-        }
-    };
-    // A new subscriber starts at the end of the topic; retried while the broker is away.
-    loop {
-        let (conn, settings, group, topic) = (
-            plan.kafka.clone(),
-            deps.options.client.clone(),
-            sub.consumer_group.clone(),
-            plan.topic.clone(),
-        );
-        let init = tokio::task::spawn_blocking(move || {
-            initialize_to_latest(&conn, &settings, &group, &topic)
-        });
-        match init.await {
-            Ok(Ok(initialised)) => {
-                tracing::debug!(%resource, initialised, "subscriber offsets ready");
-                break;
-            }
-            Ok(Err(error)) => {
-                tracing::warn!(%resource, %error, "offsets not initialised; retrying")
-            }
-            Err(error) => tracing::warn!(%resource, %error, "offset initialisation failed"),
-        }
-        tokio::select! {
-            () = shutdown.stop.cancelled() => return,
-            () = tokio::time::sleep(SETUP_RETRY) => {}
-        }
-    }
-    let (per_partition, shared) = deps.options.in_flight(sub.ordering);
-    let spec = ConsumerSpec {
-        resource: resource.clone(),
-        // Committed offsets exist for every partition now; `earliest` only matters if they are
-        // lost (e.g. expired), where replaying beats skipping.
-        config: consumer_config(
-            &plan.kafka,
-            &sub.consumer_group,
-            InitialOffset::Earliest,
-            &deps.options.client,
-        ),
-        topics: vec![plan.topic.clone()],
-        per_partition_in_flight: per_partition,
-        shared_in_flight: shared,
-    };
-    let metrics = handler.recorder.metrics.clone();
-    let gauges_state = Arc::clone(&state);
-    let run = consumer::run(spec, handler, state, shutdown);
-    tokio::pin!(run);
-    let mut gauges = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            result = &mut run => {
-                if let Err(error) = result {
-                    tracing::error!(%resource, %error, "subscriber consumer failed");
-                }
-                break;
-            }
-            _ = gauges.tick() => {
-                metrics.lag.set(gauges_state.lag());
-                metrics.assigned.set(gauges_state.assigned_partitions() as i64);
-            }
-        }
-    }
-    metrics.assigned.set(0);
-}
-
-struct SubscriberHandler {
-    /// Where each event goes: the subscriber, or the reply target when the subscription only
-    /// forwards.
-    target: Subscriber,
-    /// Where the subscriber's replies go, when it has both.
-    reply: Option<Subscriber>,
-    /// Whether `target` is a subscriber, whose 200 responses are replies; a reply target
-    /// delivered to directly answers nothing that is read.
-    reads_replies: bool,
-    dispatcher: Dispatcher,
-    recorder: DeliveryRecorder,
-}
-
-#[derive(Debug, thiserror::Error)]
-enum SubscriberError {
-    #[error("it has neither a subscriberUri nor a replyUri")]
-    NoTarget,
-    #[error(transparent)]
-    Delivery(#[from] crate::delivery::DeliveryError),
-}
-
-impl SubscriberHandler {
-    fn new(
-        plan: &ChannelPlan,
-        sub: &SubscriberPlan,
-        deps: &Deps,
-        resource: String,
-    ) -> Result<Self, SubscriberError> {
-        let namespace = &plan.id.namespace;
-        let make = |target: &crate::delivery::Target, with_dead_letter: bool| {
-            deps.dispatcher.check_target(target)?;
-            let mut policy = sub.delivery.clone();
-            if !with_dead_letter {
-                // A reply that cannot be delivered fails the whole delivery, which is then
-                // retried and dead-lettered as the original event.
-                policy.dead_letter = None;
-            }
-            if let Some(dead_letter) = &policy.dead_letter {
-                deps.dispatcher.check_target(dead_letter)?;
-            }
-            Subscriber::new(target.clone(), policy, namespace).map_err(SubscriberError::from)
-        };
-        let (target, reply, reads_replies) = match (&sub.subscriber, &sub.reply) {
-            (Some(subscriber), reply) => (
-                make(subscriber, true)?,
-                reply.as_ref().map(|r| make(r, false)).transpose()?,
-                true,
-            ),
-            (None, Some(reply)) => (make(reply, true)?, None, false),
-            (None, None) => return Err(SubscriberError::NoTarget),
-        };
-        Ok(Self {
-            target,
-            reply,
-            reads_replies,
-            dispatcher: deps.dispatcher.clone(),
-            recorder: DeliveryRecorder {
-                resource,
-                metrics: deps.metrics.subscriber(KIND, &plan.id, &sub.uid),
-            },
-        })
-    }
-
-    /// The stored event, with the request headers that travel with it.
-    fn message(record: &OwnedMessage) -> Option<HttpMessage> {
-        let headers: Vec<(&str, Option<&[u8]>)> = record
-            .headers()
-            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default();
-        let event = kafka_binding::decode(&headers, record.payload())?.ok()?;
-        let mut message = http_binding::encode_binary_owned(event);
-        for (name, value) in headers {
-            if !is_forwarded(name) {
-                continue;
-            }
-            let (Ok(name), Some(Ok(value))) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                value.map(HeaderValue::from_bytes),
-            ) else {
-                continue;
-            };
-            message.headers.append(name, value);
-        }
-        Some(message)
-    }
-}
-
-impl RecordHandler for SubscriberHandler {
-    async fn handle(&self, record: &OwnedMessage, abort: &CancellationToken) -> Handled {
-        let Some(message) = Self::message(record) else {
-            // Only the ingress writes this topic, in the CloudEvents binding; anything else
-            // cannot be delivered as an event, and holding the partition for it helps nobody.
-            tracing::warn!(
-                resource = %self.recorder.resource,
-                partition = record.partition(),
-                offset = record.offset(),
-                "record is not a CloudEvent; skipped"
-            );
-            self.recorder.metrics.failed.inc();
-            return Handled::Settled;
-        };
-        let started = std::time::Instant::now();
-        let forward = ForwardReply {
-            reply: self.reply.as_ref(),
-            dispatcher: &self.dispatcher,
-        };
-        let accept: &dyn AcceptResponse = if self.reads_replies {
-            &forward
-        } else {
-            &AcceptAll
-        };
-        let delivery = self
-            .dispatcher
-            .deliver_accepting(&self.target, &message, abort, &self.recorder, accept)
-            .await;
-        self.recorder.settle(record, started, delivery)
-    }
-}
-
-/// Reads a subscriber's reply and forwards it: a 200 with a CloudEvent body is a reply; a 202 or
-/// an empty body is plain success; a 200 whose body is not a CloudEvent is a failure.
-struct ForwardReply<'a> {
-    reply: Option<&'a Subscriber>,
-    dispatcher: &'a Dispatcher,
-}
-
-impl AcceptResponse for ForwardReply<'_> {
-    fn accept<'a>(
-        &'a self,
-        response: &'a Response,
-        cancel: &'a CancellationToken,
-    ) -> futures::future::BoxFuture<'a, Result<(), Failure>> {
-        Box::pin(async move {
-            if response.status != StatusCode::OK || response.body.is_empty() {
-                return Ok(());
-            }
-            let invalid = |message: String| Failure::Response {
-                status: response.status,
-                message,
-            };
-            if response.truncated {
-                return Err(invalid("reply body over the size limit".into()));
-            }
-            let event = http_binding::decode(&response.headers, response.body.clone())
-                .map_err(|e| invalid(format!("response body is not a CloudEvent: {e}")))?;
-            let Some(reply) = self.reply else {
-                // No replyUri: the reply is dropped, as in Knative.
-                return Ok(());
-            };
-            let message = http_binding::encode_binary_owned(event);
-            match self.dispatcher.deliver(reply, &message, cancel, &()).await {
-                Ok(delivery) => match delivery.outcome {
-                    Outcome::Delivered { .. } => Ok(()),
-                    other => Err(invalid(format!(
-                        "reply not delivered to {}: {other:?}",
-                        reply.target.url
-                    ))),
-                },
-                Err(Cancelled) => Err(invalid("reply cancelled".into())),
-            }
-        })
     }
 }

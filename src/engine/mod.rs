@@ -2,25 +2,36 @@
 //! standalone mode, the controller in a cluster) produce plans; the engine does not care which.
 
 mod channel;
+pub mod contract;
+mod diff;
 pub mod plan;
 pub mod readiness;
 mod recorder;
+pub mod report;
 mod source;
+mod subscriber;
+mod task;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tokio::task::JoinHandle;
 
-use crate::consumer::Shutdown;
 use crate::delivery::{DeliveryError, Dispatcher};
 use crate::ingress::{Producers, Routes};
 use crate::kafka::client_config::ClientSettings;
 use crate::metrics::Metrics;
+use channel::RunningChannel;
+use diff::{channel_unchanged, diff, source_unchanged};
 use plan::{ChannelPlan, Ordering, Plan, ResourceId, SourcePlan};
 use readiness::Readiness;
+use task::{Stopping, Task};
+
+/// Why a resource asking for the in-process cluster does not run in a data plane: it would be a
+/// separate, empty cluster in every replica.
+pub(crate) const EMBEDDED_ONLY_STANDALONE: &str =
+    "bootstrap server `embedded` runs only with `kafka-bridge run`; name the Kafka brokers";
 
 /// Tuning shared by every resource.
 #[derive(Debug, Clone)]
@@ -74,34 +85,15 @@ pub(crate) struct Deps {
     pub producers: Producers,
 }
 
-/// One resource of a plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Resource {
-    Source(Arc<SourcePlan>),
-    Channel(Arc<ChannelPlan>),
-}
-
-impl Resource {
-    fn key(&self) -> Key {
-        match self {
-            Resource::Source(plan) => (source::KIND, plan.id.clone()),
-            Resource::Channel(plan) => (channel::KIND, plan.id.clone()),
-        }
-    }
-}
-
-/// Kind and identity: a source and a channel may share a name.
-type Key = (&'static str, ResourceId);
-
-struct Running {
-    resource: Resource,
-    shutdown: Shutdown,
-    task: JoinHandle<()>,
+struct RunningSource {
+    plan: Arc<SourcePlan>,
+    task: Task,
 }
 
 pub struct Engine {
     deps: Arc<Deps>,
-    running: BTreeMap<Key, Running>,
+    sources: BTreeMap<ResourceId, RunningSource>,
+    channels: BTreeMap<ResourceId, RunningChannel>,
 }
 
 impl Engine {
@@ -120,7 +112,8 @@ impl Engine {
         };
         Ok(Self {
             deps: Arc::new(deps),
-            running: BTreeMap::new(),
+            sources: BTreeMap::new(),
+            channels: BTreeMap::new(),
         })
     }
 
@@ -129,82 +122,93 @@ impl Engine {
         self.deps.routes.clone()
     }
 
-    /// Makes the running set match `plan`: new resources start, removed ones drain and stop,
-    /// changed ones restart; untouched ones are left alone.
+    /// Makes the running parts match `plan`, touching only what changed: new sources, channels
+    /// and subscribers start; removed ones drain and stop; changed ones drain, stop and start
+    /// again. A channel whose own settings are unchanged keeps its route and its unchanged
+    /// subscribers running, whatever happens to the others. Everything that stops drains side
+    /// by side (within the drain timeout) before anything new starts, so a part that restarts
+    /// resumes from the offsets its previous run committed.
     pub async fn apply(&mut self, plan: &Plan) {
-        let wanted: BTreeMap<Key, Resource> = plan
+        let sources: BTreeMap<ResourceId, Arc<SourcePlan>> = plan
             .sources
             .iter()
-            .map(|s| Resource::Source(Arc::clone(s)))
-            .chain(
-                plan.channels
-                    .iter()
-                    .map(|c| Resource::Channel(Arc::clone(c))),
-            )
-            .map(|r| (r.key(), r))
+            .map(|s| (s.id.clone(), Arc::clone(s)))
             .collect();
-        let outdated: Vec<Key> = self
-            .running
+        let channels: BTreeMap<ResourceId, Arc<ChannelPlan>> = plan
+            .channels
             .iter()
-            .filter(|(key, running)| wanted.get(*key) != Some(&running.resource))
-            .map(|(key, _)| key.clone())
+            .map(|c| (c.id.clone(), Arc::clone(c)))
             .collect();
-        for key in outdated {
-            if let Some(running) = self.running.remove(&key) {
-                self.stop(running).await;
+        let source_diff = diff(&self.sources, &sources, |now, next| {
+            source_unchanged(&now.plan, next)
+        });
+        let channel_diff = diff(&self.channels, &channels, |now, next| {
+            channel_unchanged(now.plan(), next)
+        });
+
+        let mut stopping = Stopping::default();
+        for id in source_diff.stop.iter().chain(&source_diff.restart) {
+            if let Some(running) = self.sources.remove(id) {
+                tracing::info!(resource = %format!("{} {id}", source::KIND), "stopping source");
+                stopping.push(running.task, source::part(&running.plan));
             }
         }
-        for (key, resource) in wanted {
-            if self.running.contains_key(&key) {
-                continue;
+        for id in channel_diff.stop.iter().chain(&channel_diff.restart) {
+            if let Some(running) = self.channels.remove(id) {
+                tracing::info!(resource = %format!("{} {id}", channel::KIND), "stopping channel");
+                stopping.extend(running.into_stopping());
             }
-            let shutdown = Shutdown::default();
-            let deps = Arc::clone(&self.deps);
-            let task = match &resource {
-                Resource::Source(plan) => {
-                    tokio::spawn(source::run(Arc::clone(plan), deps, shutdown.clone()))
-                }
-                Resource::Channel(plan) => {
-                    tokio::spawn(channel::run(Arc::clone(plan), deps, shutdown.clone()))
-                }
-            };
-            self.running.insert(
-                key,
-                Running {
-                    resource,
-                    shutdown,
-                    task,
-                },
-            );
+        }
+        for id in &channel_diff.keep {
+            if let (Some(running), Some(next)) = (self.channels.get_mut(id), channels.get(id)) {
+                stopping.extend(running.take_outdated(next));
+            }
+        }
+        let drain = self.deps.options.drain_timeout;
+        stopping.finish(drain, &self.deps.readiness).await;
+
+        for id in source_diff.start.iter().chain(&source_diff.restart) {
+            if let Some(plan) = sources.get(id) {
+                let task = source::start(Arc::clone(plan), &self.deps);
+                let plan = Arc::clone(plan);
+                self.sources
+                    .insert(id.clone(), RunningSource { plan, task });
+            }
+        }
+        for id in &source_diff.keep {
+            if let (Some(running), Some(next)) = (self.sources.get_mut(id), sources.get(id)) {
+                running.plan = Arc::clone(next);
+                let part = source::part(next);
+                self.deps.readiness.set_generation(&part, next.generation);
+            }
+        }
+        for id in channel_diff.start.iter().chain(&channel_diff.restart) {
+            if let Some(plan) = channels.get(id) {
+                let running = RunningChannel::start(Arc::clone(plan), &self.deps);
+                self.channels.insert(id.clone(), running);
+            }
+        }
+        for id in &channel_diff.keep {
+            if let (Some(running), Some(next)) = (self.channels.get_mut(id), channels.get(id)) {
+                running.finish_update(Arc::clone(next), &self.deps);
+            }
         }
     }
 
     /// Drains and stops everything.
     pub async fn shutdown(mut self) {
-        let running = std::mem::take(&mut self.running);
-        for r in running.values() {
-            r.shutdown.stop.cancel();
+        let mut stopping = Stopping::default();
+        for (_, running) in std::mem::take(&mut self.sources) {
+            stopping.push(running.task, source::part(&running.plan));
         }
-        let drain = self.deps.options.drain_timeout;
-        futures::future::join_all(running.into_values().map(|r| stop_within(r, drain))).await;
-    }
-
-    async fn stop(&self, running: Running) {
-        running.shutdown.stop.cancel();
-        stop_within(running, self.deps.options.drain_timeout).await;
-    }
-}
-
-/// Waits for a stopping resource; past `drain` its in-flight deliveries are abandoned.
-async fn stop_within(mut running: Running, drain: Duration) {
-    if tokio::time::timeout(drain, &mut running.task)
-        .await
-        .is_err()
-    {
-        let (kind, id) = running.resource.key();
-        tracing::warn!(%kind, %id, "drain timed out; abandoning in-flight events");
-        running.shutdown.abort.cancel();
-        // A panicked task has nothing left to stop.
-        let _ = running.task.await;
+        for (_, running) in std::mem::take(&mut self.channels) {
+            stopping.extend(running.into_stopping());
+        }
+        stopping
+            .finish(self.deps.options.drain_timeout, &self.deps.readiness)
+            .await;
     }
 }
+
+#[cfg(test)]
+mod tests;

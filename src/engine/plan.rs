@@ -1,14 +1,21 @@
 //! The plan: resources resolved and validated by a feed (files standalone, the controller in a
 //! cluster), ready for the engine to run. Nothing here is re-checked at run time.
+//!
+//! The same types are the data-plane contract the controller writes (see
+//! [`contract`](super::contract)): JSON with camelCase fields, enums in lowercase
+//! (`byte-array` for [`KeyType::ByteArray`]), durations as whole milliseconds in fields ending in
+//! `Ms`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::delivery::policy::{DeliveryPolicy, Target};
+use serde::{Deserialize, Serialize};
+
+use crate::delivery::policy::{duration_ms, DeliveryPolicy, Target};
 
 /// Namespace and name of a Kubernetes resource.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ResourceId {
     pub namespace: String,
     pub name: String,
@@ -31,10 +38,12 @@ impl fmt::Display for ResourceId {
 
 /// How to reach a Kafka cluster: bootstrap servers plus the librdkafka security properties
 /// (`security.protocol`, `sasl.*`, `ssl.*`) derived from Knative's `net` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct KafkaConnection {
-    /// Comma-separated `host:port` list, or [`KafkaConnection::EMBEDDED`].
+    /// Comma-separated `host:port` list, or [`KafkaConnection::EMBEDDED`] (standalone only).
     pub bootstrap_servers: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -54,14 +63,16 @@ impl KafkaConnection {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum InitialOffset {
     Earliest,
     #[default]
     Latest,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Ordering {
     /// One event in flight per partition, in offset order.
     #[default]
@@ -72,7 +83,8 @@ pub enum Ordering {
 
 /// The `kafkasources.sources.knative.dev/key-type` label: how a record key becomes the `key`
 /// extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum KeyType {
     #[default]
     String,
@@ -82,9 +94,14 @@ pub enum KeyType {
 }
 
 /// A KafkaSource, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SourcePlan {
     pub id: ResourceId,
+    /// `metadata.generation` of the resource this was resolved from (0 when unknown), reported
+    /// back in the status so the controller knows which spec runs.
+    #[serde(default)]
+    pub generation: i64,
     pub kafka: KafkaConnection,
     pub topics: Vec<String>,
     pub consumer_group: String,
@@ -95,7 +112,9 @@ pub struct SourcePlan {
     pub sink: Target,
     pub delivery: DeliveryPolicy,
     /// `ceOverrides.extensions`, applied last to every event.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ce_overrides: BTreeMap<String, String>,
+    #[serde(default)]
     pub key_type: KeyType,
 }
 
@@ -111,31 +130,42 @@ impl SourcePlan {
 
 /// One subscriber of a KafkaChannel, as Knative's Subscription controller writes it into
 /// `spec.subscribers[]`, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SubscriberPlan {
     pub uid: String,
+    #[serde(default)]
     pub generation: i64,
     /// `subscriberUri`; absent when the subscription only forwards to its reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscriber: Option<Target>,
     /// `replyUri`: where a subscriber's reply event goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<Target>,
     /// The subscriber's delivery, falling back to the channel's.
     pub delivery: DeliveryPolicy,
     /// `kafka.NS.CHANNEL.UID`, so each subscriber progresses on its own.
     pub consumer_group: String,
+    #[serde(default)]
     pub ordering: Ordering,
 }
 
 /// A KafkaChannel, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ChannelPlan {
     pub id: ResourceId,
+    /// `metadata.generation` (0 when unknown), as for [`SourcePlan::generation`].
+    #[serde(default)]
+    pub generation: i64,
     pub kafka: KafkaConnection,
     /// `knative-messaging-kafka.NS.NAME`.
     pub topic: String,
     pub num_partitions: i32,
     pub replication_factor: i16,
+    #[serde(rename = "retentionMs", with = "duration_ms")]
     pub retention: std::time::Duration,
+    #[serde(default, with = "arc_list")]
     pub subscribers: Vec<Arc<SubscriberPlan>>,
 }
 
@@ -150,8 +180,34 @@ impl ChannelPlan {
 }
 
 /// Everything the engine runs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
+    #[serde(default, with = "arc_list")]
     pub sources: Vec<Arc<SourcePlan>>,
+    #[serde(default, with = "arc_list")]
     pub channels: Vec<Arc<ChannelPlan>>,
+}
+
+/// A list of shared plans as a plain JSON array (serde's own `Arc` support needs its `rc`
+/// feature, and sharing means nothing on the wire anyway).
+mod arc_list {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        items: &[Arc<T>],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(items.iter().map(|item| &**item))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Arc<T>>, D::Error> {
+        Ok(Vec::<T>::deserialize(deserializer)?
+            .into_iter()
+            .map(Arc::new)
+            .collect())
+    }
 }

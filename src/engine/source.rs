@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 use crate::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
 use crate::delivery::{DeliveryError, Dispatcher, Subscriber};
 use crate::engine::plan::SourcePlan;
+use crate::engine::readiness::Part;
 use crate::engine::recorder::DeliveryRecorder;
-use crate::engine::Deps;
+use crate::engine::task::Task;
+use crate::engine::{Deps, EMBEDDED_ONLY_STANDALONE};
 use crate::event::http_binding::encode_binary_owned;
 use crate::event::{Mapper, RecordView};
 use crate::kafka::client_config::consumer_config;
@@ -63,17 +65,49 @@ fn prepare(plan: &SourcePlan, deps: &Deps) -> Result<Subscriber, DeliveryError> 
     Subscriber::new(plan.sink.clone(), plan.delivery.clone(), &plan.id.namespace)
 }
 
+/// Starts the source: its readiness is registered at once (not ready until its consumers hold
+/// partitions); the engine removes it once the task has stopped.
+pub(crate) fn start(plan: Arc<SourcePlan>, deps: &Arc<Deps>) -> Task {
+    let states: Vec<Arc<ConsumerState>> = (0..plan.consumers.max(1))
+        .map(|_| Arc::new(ConsumerState::default()))
+        .collect();
+    let ready_states = states.clone();
+    deps.readiness.set(part(&plan), plan.generation, move || {
+        ready_states
+            .iter()
+            .map(|s| s.assigned_partitions())
+            .sum::<usize>()
+            > 0
+    });
+    let deps = Arc::clone(deps);
+    Task::spawn(format!("{KIND} {}", plan.id), move |shutdown| {
+        run(plan, deps, states, shutdown)
+    })
+}
+
+pub(crate) fn part(plan: &SourcePlan) -> Part {
+    Part::Source(plan.id.clone())
+}
+
 /// Runs the source until `shutdown.stop` fires and its consumers have drained.
-pub(crate) async fn run(plan: Arc<SourcePlan>, deps: Arc<Deps>, shutdown: Shutdown) {
+async fn run(
+    plan: Arc<SourcePlan>,
+    deps: Arc<Deps>,
+    states: Vec<Arc<ConsumerState>>,
+    shutdown: Shutdown,
+) {
     let resource = format!("{KIND} {}", plan.id);
-    let subscriber = match prepare(&plan, &deps) {
+    let prepared = if plan.kafka.is_embedded() {
+        Err(EMBEDDED_ONLY_STANDALONE.to_string())
+    } else {
+        prepare(&plan, &deps).map_err(|e| e.to_string())
+    };
+    let subscriber = match prepared {
         Ok(subscriber) => subscriber,
         Err(error) => {
             // Stays visibly not ready until removed, rather than vanishing from /readyz.
             tracing::error!(%resource, %error, "source not started");
-            deps.readiness.set(resource.clone(), || false);
             shutdown.stop.cancelled().await;
-            deps.readiness.remove(&resource);
             return;
         }
     };
@@ -100,18 +134,7 @@ pub(crate) async fn run(plan: Arc<SourcePlan>, deps: Arc<Deps>, shutdown: Shutdo
         per_partition_in_flight: per_partition,
         shared_in_flight: shared,
     };
-    let states: Vec<Arc<ConsumerState>> = (0..plan.consumers.max(1))
-        .map(|_| Arc::new(ConsumerState::default()))
-        .collect();
-    let ready_states = states.clone();
-    deps.readiness.set(resource.clone(), move || {
-        ready_states
-            .iter()
-            .map(|s| s.assigned_partitions())
-            .sum::<usize>()
-            > 0
-    });
-    tracing::info!(%resource, group = %plan.consumer_group, topics = ?plan.topics, sink = %plan.sink.url, "source starting");
+    tracing::info!(%resource, generation = plan.generation, group = %plan.consumer_group, topics = ?plan.topics, sink = %plan.sink.url, "source starting");
 
     let mut consumers = JoinSet::new();
     for (index, state) in states.iter().enumerate() {
@@ -141,6 +164,5 @@ pub(crate) async fn run(plan: Arc<SourcePlan>, deps: Arc<Deps>, shutdown: Shutdo
         }
     }
     metrics.assigned.set(0);
-    deps.readiness.remove(&resource);
     tracing::info!(%resource, "source stopped");
 }

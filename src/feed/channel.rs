@@ -82,6 +82,7 @@ pub fn channel_plan(
     Ok(ChannelPlan {
         topic: channel_topic(&id),
         id,
+        generation: channel.metadata.generation.unwrap_or(0),
         kafka,
         num_partitions,
         replication_factor,

@@ -1,6 +1,7 @@
 //! Feeds: what gives the engine its [`Plan`](crate::engine::plan::Plan).
 //!
-//! Standalone, the plan comes from Knative YAML files ([`load_plan`]). Resolving one resource is
+//! Standalone, the plan comes from Knative YAML files ([`load_plan`]); in a cluster, from the
+//! contract file the controller writes ([`contract_file`]). Resolving one resource is
 //! shared with any other feed, so defaults and validation are written once: a KafkaSource into a
 //! [`SourcePlan`](crate::engine::plan::SourcePlan) ([`resolve`]), a KafkaChannel into a
 //! [`ChannelPlan`](crate::engine::plan::ChannelPlan) ([`channel`]) on the cluster that
@@ -9,6 +10,7 @@
 pub mod auth_secret;
 pub mod channel;
 pub mod channel_config;
+pub mod contract_file;
 pub mod delivery;
 pub mod duration;
 pub mod error;

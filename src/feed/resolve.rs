@@ -142,6 +142,7 @@ pub fn source_plan(
 
     Ok(SourcePlan {
         id,
+        generation: source.metadata.generation.unwrap_or(0),
         kafka,
         topics,
         consumer_group,

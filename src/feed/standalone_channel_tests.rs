@@ -76,6 +76,8 @@ fn knative_defaults() {
     assert_eq!(channel.replication_factor, 1);
     assert_eq!(channel.retention, Duration::from_secs(7 * 24 * 3600));
     assert_eq!(channel.host(), "ch-kn-channel.ns.svc.cluster.local");
+    assert_eq!(channel.generation, 0, "no metadata.generation");
+    assert_eq!(only_channel("metadata: {generation: 6}").generation, 6);
     let want = SubscriberPlan {
         uid: "u1".into(),
         generation: 2,

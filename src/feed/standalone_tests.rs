@@ -94,6 +94,11 @@ fn knative_defaults() {
 
     let defaulted_ns = only_source(&patched("metadata: {namespace: null}"));
     assert_eq!(defaulted_ns.id, ResourceId::new("default", "src"));
+    assert_eq!(source.generation, 0, "no metadata.generation");
+    assert_eq!(
+        only_source(&patched("metadata: {generation: 4}")).generation,
+        4
+    );
 }
 
 #[test]

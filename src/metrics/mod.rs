@@ -39,6 +39,7 @@ pub struct Metrics {
     latency: Family<ResourceLabels, Histogram, fn() -> Histogram>,
     lag: Family<ResourceLabels, Gauge>,
     assigned: Family<ResourceLabels, Gauge>,
+    contract_errors: Counter,
 }
 
 impl fmt::Debug for Metrics {
@@ -65,6 +66,13 @@ impl Metrics {
         let lag = Family::default();
         let assigned = Family::default();
         let ingress_events = Family::default();
+        let contract_errors = Counter::default();
+        registry.register(
+            "contract_errors",
+            "Data-plane contracts that could not be read or were malformed; the previous plan \
+             keeps running",
+            contract_errors.clone(),
+        );
         let ingress_produce_latency =
             Family::new_with_constructor(produce_histogram as fn() -> Histogram);
         registry.register(
@@ -130,7 +138,13 @@ impl Metrics {
             latency,
             lag,
             assigned,
+            contract_errors,
         }
+    }
+
+    /// Counts contracts the data plane rejected.
+    pub fn contract_errors(&self) -> &Counter {
+        &self.contract_errors
     }
 
     /// The handle for one resource's series; cheap to clone and share between tasks.

@@ -1,16 +1,18 @@
 //! The `kafka-bridge` binary under test, run as a real process.
 //!
-//! Started as `kafka-bridge run -f <file> --admin-addr 127.0.0.1:<port> --ingress-addr
-//! 127.0.0.1:<port> [extra args]`, with stdout and stderr captured to a file that is printed when a
-//! test panics (or on demand). The process is its own group leader, dies with the thread that
+//! Started as `kafka-bridge run -f <file>` (or `dataplane --contract <file>`) with `--admin-addr
+//! 127.0.0.1:<port> --ingress-addr 127.0.0.1:<port> [extra args]`, with stdout and stderr
+//! captured to a file that is printed when a test panics (or on demand). The process is its own group leader, dies with the thread that
 //! started it (PR_SET_PDEATHSIG) and is SIGKILLed when the handle is dropped.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
+use kafka_bridge::engine::report::Report;
 use tokio::process::{Child, Command};
 
 use super::net::{free_port, http_client};
@@ -42,6 +44,26 @@ impl BridgeProcess {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> BridgeProcess {
+        let command: [&OsStr; 3] = ["run".as_ref(), "-f".as_ref(), config.as_os_str()];
+        BridgeProcess::spawn(&command, extra_args, env)
+    }
+
+    /// Starts `kafka-bridge dataplane --contract <contract>` with fresh admin and ingress ports
+    /// and a short contract poll interval (200 ms, unless `extra_args` sets one).
+    pub fn dataplane(contract: &Path, extra_args: &[&str]) -> BridgeProcess {
+        let command: [&OsStr; 3] = [
+            "dataplane".as_ref(),
+            "--contract".as_ref(),
+            contract.as_os_str(),
+        ];
+        let mut args = extra_args.to_vec();
+        if !args.contains(&"--poll-interval") {
+            args.extend(["--poll-interval", "200ms"]);
+        }
+        BridgeProcess::spawn(&command, &args, &[])
+    }
+
+    fn spawn(command_args: &[&OsStr], extra_args: &[&str], env: &[(&str, &str)]) -> BridgeProcess {
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let ingress = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let dir = tempfile::Builder::new()
@@ -56,9 +78,7 @@ impl BridgeProcess {
 
         let mut command = Command::new(env!("CARGO_BIN_EXE_kafka-bridge"));
         command
-            .arg("run")
-            .arg("-f")
-            .arg(config)
+            .args(command_args)
             .args(["--admin-addr", &admin.to_string()])
             .args(["--ingress-addr", &ingress.to_string()])
             .args(extra_args)
@@ -177,6 +197,16 @@ impl BridgeProcess {
                 panic!("GET {url}: {e}");
             }
         }
+    }
+
+    /// The per-resource status from `GET /status`; panics unless it answers 200 with one.
+    pub async fn status(&self) -> Report {
+        let (status, body) = self.admin_get("/status").await;
+        if status != 200 {
+            self.print_log();
+            panic!("GET /status answered {status}: {body}");
+        }
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET /status: {e}: {body}"))
     }
 
     /// The Prometheus text from `GET /metrics`; panics unless it answers 200.

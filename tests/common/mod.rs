@@ -17,7 +17,7 @@ pub mod sink;
 
 pub use bridge::BridgeProcess;
 pub use broker::{broker, Broker};
-pub use files::{write_yaml, YamlFile};
+pub use files::{write_yaml, ConfigFile, YamlFile};
 pub use kafka::{
     committed_offsets, consume_all, consume_up_to, create_topic, produce, unique, Consumed,
     Delivered, Record,

@@ -13,6 +13,7 @@ use crate::event::kafka_binding;
 fn plan(key_type: KeyType, overrides: &[(&str, &str)]) -> SourcePlan {
     SourcePlan {
         id: ResourceId::new("ns", "src"),
+        generation: 1,
         kafka: KafkaConnection::plaintext("localhost:9092"),
         topics: vec!["orders".to_owned(), "users".to_owned()],
         consumer_group: "group".to_owned(),
