@@ -3,6 +3,7 @@
 //! producer and a sink that prints what it receives).
 
 mod dataplane;
+mod controller;
 mod event_display;
 mod produce;
 mod run;
@@ -31,6 +32,8 @@ enum Command {
     Run(RunArgs),
     /// Run the data plane in a cluster: the contract the controller writes, applied live.
     Dataplane(dataplane::DataPlaneArgs),
+    /// Run the Kubernetes controller: reconcile KafkaSources and KafkaChannels, feed the data plane.
+    Controller(controller::ControllerArgs),
     /// Produce records to a topic (for trying things out).
     Produce(produce::ProduceArgs),
     /// Serve HTTP and print every CloudEvent received, like Knative's event_display.
@@ -52,6 +55,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args).await,
         Command::Dataplane(args) => dataplane::run(args).await,
+        Command::Controller(args) => controller::run(args).await,
         Command::Produce(args) => produce::produce(args).await,
         Command::EventDisplay(args) => event_display::serve(args).await,
         Command::Crds => {

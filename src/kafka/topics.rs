@@ -17,6 +17,8 @@ pub enum TopicError {
     Client(KafkaError),
     #[error("creating topic {topic:?}: {error}")]
     Create { topic: String, error: String },
+    #[error("deleting topic {topic:?}: {error}")]
+    Delete { topic: String, error: String },
 }
 
 /// The settings of a topic to create.
@@ -71,5 +73,30 @@ pub async fn ensure_topic(
             topic: spec.name.clone(),
             error: "the broker returned no result".into(),
         }),
+    }
+}
+
+/// Deletes the topic; one that does not exist counts as deleted.
+pub async fn delete_topic(
+    conn: &KafkaConnection,
+    settings: &ClientSettings,
+    topic: &str,
+) -> Result<(), TopicError> {
+    let admin: AdminClient<DefaultClientContext> = admin_config(conn, settings)
+        .create()
+        .map_err(TopicError::Client)?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let failed = |error: String| TopicError::Delete {
+        topic: topic.to_owned(),
+        error,
+    };
+    let results = admin
+        .delete_topics(&[topic], &options)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    match results.into_iter().next() {
+        Some(Ok(_)) | Some(Err((_, RDKafkaErrorCode::UnknownTopicOrPartition))) => Ok(()),
+        Some(Err((_, code))) => Err(failed(code.to_string())),
+        None => Err(failed("the broker returned no result".into())),
     }
 }
