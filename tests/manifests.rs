@@ -399,177 +399,84 @@ fn bindings_name_accounts_and_roles_that_exist() {
 const ANY: Option<&str> = None;
 const SYSTEM: Option<&str> = Some(SYSTEM_NAMESPACE);
 
-/// What the controller does in the API: (group, resources, verbs, namespace, name).
-const CONTROLLER_NEEDS: &[(&str, &[&str], &[&str], Option<&str>, Option<&str>)] = &[
-    (
-        "sources.knative.dev",
-        &["kafkasources"],
-        &["get", "list", "watch", "update", "patch"],
-        ANY,
-        None,
-    ),
-    (
-        "sources.knative.dev",
-        &["kafkasources/status"],
-        &["patch"],
-        ANY,
-        None,
-    ),
-    (
-        "sources.knative.dev",
-        &["kafkasources/finalizers"],
-        &["update", "patch"],
-        ANY,
-        None,
-    ),
-    (
-        "messaging.knative.dev",
-        &["kafkachannels"],
-        &["get", "list", "watch", "update", "patch"],
-        ANY,
-        None,
-    ),
-    (
-        "messaging.knative.dev",
-        &["kafkachannels/status"],
-        &["patch"],
-        ANY,
-        None,
-    ),
-    (
-        "messaging.knative.dev",
-        &["kafkachannels/finalizers"],
-        &["update", "patch"],
-        ANY,
-        None,
-    ),
+/// Requests the controller makes: each resource with each verb, in `namespace` (`None`: any
+/// namespace), for the object `name` (`None`: any name).
+struct Need {
+    group: &'static str,
+    resources: &'static [&'static str],
+    verbs: &'static [&'static str],
+    namespace: Option<&'static str>,
+    name: Option<&'static str>,
+}
+
+const fn need(
+    group: &'static str,
+    resources: &'static [&'static str],
+    verbs: &'static [&'static str],
+    namespace: Option<&'static str>,
+    name: Option<&'static str>,
+) -> Need {
+    Need {
+        group,
+        resources,
+        verbs,
+        namespace,
+        name,
+    }
+}
+
+/// What the controller does in the API.
+#[rustfmt::skip]
+const CONTROLLER_NEEDS: &[Need] = &[
+    need("sources.knative.dev", &["kafkasources"], &["get", "list", "watch", "update", "patch"], ANY, None),
+    need("sources.knative.dev", &["kafkasources/status"], &["patch"], ANY, None),
+    need("sources.knative.dev", &["kafkasources/finalizers"], &["update", "patch"], ANY, None),
+    need("messaging.knative.dev", &["kafkachannels"], &["get", "list", "watch", "update", "patch"], ANY, None),
+    need("messaging.knative.dev", &["kafkachannels/status"], &["patch"], ANY, None),
+    need("messaging.knative.dev", &["kafkachannels/finalizers"], &["update", "patch"], ANY, None),
     // KafkaSource `net` secretKeyRefs and the channel auth Secret, wherever they are.
-    ("", &["secrets"], &["get"], ANY, None),
-    ("", &["configmaps"], &["get", "list", "watch"], SYSTEM, None),
-    ("", &["secrets"], &["create"], SYSTEM, None),
-    (
-        "",
-        &["secrets"],
-        &["get", "update"],
-        SYSTEM,
-        Some("kafka-bridge-contract"),
-    ),
-    (
-        "",
-        &["services"],
-        &[
-            "get", "list", "watch", "create", "patch", "update", "delete",
-        ],
-        ANY,
-        None,
-    ),
-    ("", &["events"], &["create", "patch"], ANY, None),
-    (
-        "events.k8s.io",
-        &["events"],
-        &["create", "patch"],
-        ANY,
-        None,
-    ),
-    (
-        "coordination.k8s.io",
-        &["leases"],
-        &["create"],
-        SYSTEM,
-        None,
-    ),
-    (
-        "coordination.k8s.io",
-        &["leases"],
-        &["get", "update"],
-        SYSTEM,
-        Some("kafka-bridge-controller"),
-    ),
+    need("", &["secrets"], &["get"], ANY, None),
+    need("", &["configmaps"], &["get", "list", "watch"], SYSTEM, None),
+    need("", &["secrets"], &["create"], SYSTEM, None),
+    need("", &["secrets"], &["get", "update"], SYSTEM, Some("kafka-bridge-contract")),
+    need("", &["services"], &["get", "list", "watch", "create", "patch", "update", "delete"], ANY, None),
+    need("", &["events"], &["create", "patch"], ANY, None),
+    need("events.k8s.io", &["events"], &["create", "patch"], ANY, None),
+    need("coordination.k8s.io", &["leases"], &["create"], SYSTEM, None),
+    need("coordination.k8s.io", &["leases"], &["get", "update"], SYSTEM, Some("kafka-bridge-controller")),
     // A KafkaChannel as a sink, through the addressable aggregation.
-    (
-        "messaging.knative.dev",
-        &["kafkachannels/status"],
-        &["get"],
-        ANY,
-        None,
-    ),
+    need("messaging.knative.dev", &["kafkachannels/status"], &["get"], ANY, None),
 ];
 
 /// What it must not be able to do.
-const CONTROLLER_DENIED: &[(&str, &str, &str, Option<&str>, Option<&str>)] = &[
-    ("", "secrets", "list", ANY, None),
-    ("", "secrets", "watch", ANY, None),
-    (
-        "",
-        "secrets",
-        "update",
-        Some("default"),
-        Some("user-secret"),
-    ),
-    ("", "secrets", "update", SYSTEM, Some("another-secret")),
-    (
-        "",
-        "secrets",
-        "delete",
-        SYSTEM,
-        Some("kafka-bridge-contract"),
-    ),
-    (
-        "",
-        "configmaps",
-        "get",
-        Some("default"),
-        Some("kafka-channel-config"),
-    ),
-    (
-        "",
-        "configmaps",
-        "update",
-        SYSTEM,
-        Some("kafka-channel-config"),
-    ),
-    (
-        "coordination.k8s.io",
-        "leases",
-        "update",
-        SYSTEM,
-        Some("another-lease"),
-    ),
-    (
-        "coordination.k8s.io",
-        "leases",
-        "get",
-        Some("default"),
-        Some("kafka-bridge-controller"),
-    ),
-    ("sources.knative.dev", "kafkasources", "delete", ANY, None),
-    ("sources.knative.dev", "kafkasources", "create", ANY, None),
-    ("", "pods", "get", SYSTEM, None),
-    ("apps", "deployments", "get", SYSTEM, None),
+#[rustfmt::skip]
+const CONTROLLER_DENIED: &[Need] = &[
+    need("", &["secrets"], &["list", "watch", "update", "delete"], ANY, None),
+    need("", &["secrets"], &["update"], Some("default"), Some("user-secret")),
+    need("", &["secrets"], &["update"], SYSTEM, Some("another-secret")),
+    need("", &["secrets"], &["delete"], SYSTEM, Some("kafka-bridge-contract")),
+    need("", &["configmaps"], &["get"], Some("default"), Some("kafka-channel-config")),
+    need("", &["configmaps"], &["update", "patch", "delete"], SYSTEM, Some("kafka-channel-config")),
+    need("coordination.k8s.io", &["leases"], &["update"], SYSTEM, Some("another-lease")),
+    need("coordination.k8s.io", &["leases"], &["get"], Some("default"), Some("kafka-bridge-controller")),
+    need("sources.knative.dev", &["kafkasources"], &["create", "delete"], ANY, None),
+    need("messaging.knative.dev", &["kafkachannels"], &["create", "delete"], ANY, None),
+    need("", &["pods"], &["get"], SYSTEM, None),
+    need("apps", &["deployments"], &["get"], SYSTEM, None),
 ];
 
-fn requests<'a>(
-    needs: &'a [(
-        &'a str,
-        &'a [&'a str],
-        &'a [&'a str],
-        Option<&'a str>,
-        Option<&'a str>,
-    )],
-) -> impl Iterator<Item = Request<'a>> {
-    needs
-        .iter()
-        .flat_map(|&(group, resources, verbs, namespace, name)| {
-            resources.iter().flat_map(move |&resource| {
-                verbs.iter().map(move |&verb| Request {
-                    group,
-                    resource,
-                    verb,
-                    namespace,
-                    name,
-                })
+fn requests(needs: &'static [Need]) -> impl Iterator<Item = Request<'static>> {
+    needs.iter().flat_map(|need| {
+        need.resources.iter().flat_map(move |&resource| {
+            need.verbs.iter().map(move |&verb| Request {
+                group: need.group,
+                resource,
+                verb,
+                namespace: need.namespace,
+                name: need.name,
             })
         })
+    })
 }
 
 #[test]
@@ -580,14 +487,7 @@ fn controller_rbac_allows_what_it_does_and_no_more() {
     for request in requests(CONTROLLER_NEEDS) {
         assert!(allowed(&request), "the controller cannot {request}");
     }
-    for &(group, resource, verb, namespace, name) in CONTROLLER_DENIED {
-        let request = Request {
-            group,
-            resource,
-            verb,
-            namespace,
-            name,
-        };
+    for request in requests(CONTROLLER_DENIED) {
         assert!(!allowed(&request), "the controller can {request}");
     }
     // Every permission written for it is in the table, at the same scope. (Aggregated rules are

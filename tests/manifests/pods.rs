@@ -151,7 +151,8 @@ mod tests {
 
     #[test]
     fn each_weakened_setting_is_a_problem() {
-        let cases: [(&str, fn(&mut SecurityContext)); 6] = [
+        type Weaken = fn(&mut SecurityContext);
+        let cases: [(&str, Weaken); 6] = [
             ("runAsNonRoot is not true", |s| s.run_as_non_root = None),
             ("no numeric non-root runAsUser", |s| s.run_as_user = Some(0)),
             ("readOnlyRootFilesystem is not true", |s| {
