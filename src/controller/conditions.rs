@@ -143,7 +143,11 @@ mod tests {
 
     #[test]
     fn ready_follows_the_dependents() {
-        type Case = (Vec<(&'static str, Mark)>, &'static str, Option<&'static str>);
+        type Case = (
+            Vec<(&'static str, Mark)>,
+            &'static str,
+            Option<&'static str>,
+        );
         let cases: Vec<Case> = vec![
             (vec![("A", Mark::ok()), ("B", Mark::ok())], TRUE, None),
             (vec![("A", Mark::ok())], UNKNOWN, Some("Initializing")),
