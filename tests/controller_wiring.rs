@@ -66,7 +66,11 @@ impl ApiServer {
             .unwrap_or_else(|| panic!("client gone; expected {method} {path}"));
         let seen = Seen {
             method: request.method().to_string(),
-            path_and_query: request.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+            path_and_query: request
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
             content_type: request
                 .headers()
                 .get(http::header::CONTENT_TYPE)
@@ -83,7 +87,10 @@ impl ApiServer {
             },
         };
         assert_eq!(
-            (seen.method.as_str(), seen.path_and_query.split('?').next().unwrap()),
+            (
+                seen.method.as_str(),
+                seen.path_and_query.split('?').next().unwrap()
+            ),
             (method, path),
             "unexpected request {} {}",
             seen.method,
@@ -211,7 +218,8 @@ fn source_report(ready: bool) -> Report {
 
 /// The contract inside a Secret body the controller wrote.
 fn contract_of(secret: &Value) -> Contract {
-    let bytes: ByteString = serde_json::from_value(secret["data"]["contract.json"].clone()).unwrap();
+    let bytes: ByteString =
+        serde_json::from_value(secret["data"]["contract.json"].clone()).unwrap();
     Contract::from_json(&bytes.0).unwrap()
 }
 
@@ -234,14 +242,20 @@ async fn a_new_source_first_gets_the_finalizer() {
     let (ctx, mut api) = context(&url);
     let task = tokio::spawn(reconcile_source(kafka_source(&source(&[], false)), ctx));
     let with_finalizer = source(&["kafkasources.sources.knative.dev"], false);
-    let patch = api.expect("PATCH", SOURCE_PATH, 200, object(with_finalizer)).await;
+    let patch = api
+        .expect("PATCH", SOURCE_PATH, 200, object(with_finalizer))
+        .await;
     assert_eq!(patch.content_type, "application/json-patch+json");
     let ops = patch.body.as_array().unwrap();
     let add = ops.iter().find(|op| op["op"] == "add").unwrap();
     assert_eq!(add["path"], "/metadata/finalizers");
     assert_eq!(add["value"], json!(["kafkasources.sources.knative.dev"]));
     let action = task.await.unwrap().unwrap();
-    assert_eq!(action, Action::await_change(), "the patch itself triggers the next reconcile");
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "the patch itself triggers the next reconcile"
+    );
     api.expect_nothing().await;
 }
 
@@ -259,9 +273,15 @@ async fn a_source_is_published_then_its_status_written_once() {
     assert_eq!(contract.revision, 1);
     assert_eq!(contract.plan.sources.len(), 1);
     let plan = &contract.plan.sources[0];
-    assert_eq!((plan.id.namespace.as_str(), plan.id.name.as_str()), ("ns", "s"));
+    assert_eq!(
+        (plan.id.namespace.as_str(), plan.id.name.as_str()),
+        ("ns", "s")
+    );
     assert_eq!(plan.generation, 4);
-    assert_eq!(plan.sink.url.as_str(), "http://sink.ns.svc.cluster.local/in");
+    assert_eq!(
+        plan.sink.url.as_str(),
+        "http://sink.ns.svc.cluster.local/in"
+    );
 
     let event = api.expect("POST", EVENTS_PATH, 201, stored).await;
     assert_eq!(event.body["type"], "Normal");
@@ -269,10 +289,17 @@ async fn a_source_is_published_then_its_status_written_once() {
     assert_eq!(event.body["regarding"]["name"], "s");
 
     let status = api
-        .expect("PATCH", &format!("{SOURCE_PATH}/status"), 200, object(s.clone()))
+        .expect(
+            "PATCH",
+            &format!("{SOURCE_PATH}/status"),
+            200,
+            object(s.clone()),
+        )
         .await;
     assert_eq!(status.content_type, "application/apply-patch+yaml");
-    assert!(status.path_and_query.contains("fieldManager=kafka-bridge-controller"));
+    assert!(status
+        .path_and_query
+        .contains("fieldManager=kafka-bridge-controller"));
     assert!(status.path_and_query.contains("force=true"));
     assert_eq!(status.body["kind"], "KafkaSource");
     let written = &status.body["status"];
@@ -311,7 +338,10 @@ async fn a_source_waiting_for_the_data_plane_is_looked_at_again_soon() {
         ("Unknown".into(), Some("NotReady".into())),
         "and no Event for Unknown"
     );
-    assert_eq!(task.await.unwrap().unwrap(), Action::requeue(Duration::from_secs(2)));
+    assert_eq!(
+        task.await.unwrap().unwrap(),
+        Action::requeue(Duration::from_secs(2))
+    );
 }
 
 #[tokio::test]
@@ -323,8 +353,10 @@ async fn a_deleted_source_leaves_the_contract_before_its_finalizer_goes() {
     let running = desired(&kafka_source(&source(&[], false)), &fetched).unwrap();
     let mut other = running.clone();
     other.id.name = "other".into();
-    let mut plan = Plan::default();
-    plan.sources = vec![Arc::new(running), Arc::new(other)];
+    let plan = Plan {
+        sources: vec![Arc::new(running), Arc::new(other)],
+        ..Plan::default()
+    };
     let secret = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "kafka-bridge-contract", "namespace": SYSTEM, "resourceVersion": "55"},
         "data": {"contract.json": ByteString(Contract::new(7, plan).to_json())}});
@@ -333,17 +365,26 @@ async fn a_deleted_source_leaves_the_contract_before_its_finalizer_goes() {
     let task = tokio::spawn(reconcile_source(kafka_source(&deleting), ctx));
     api.expect("GET", CONTRACT_PATH, 200, object(secret)).await;
     let replaced = api.expect("PUT", CONTRACT_PATH, 200, stored).await;
-    assert_eq!(replaced.body["metadata"]["resourceVersion"], "55", "optimistic concurrency");
+    assert_eq!(
+        replaced.body["metadata"]["resourceVersion"], "55",
+        "optimistic concurrency"
+    );
     let contract = contract_of(&replaced.body);
     assert_eq!(contract.revision, 8);
-    let names: Vec<_> = contract.plan.sources.iter().map(|s| s.id.name.clone()).collect();
+    let names: Vec<_> = contract
+        .plan
+        .sources
+        .iter()
+        .map(|s| s.id.name.clone())
+        .collect();
     assert_eq!(names, ["other"]);
     let patch = api
         .expect("PATCH", SOURCE_PATH, 200, object(source(&[], true)))
         .await;
     let ops = patch.body.as_array().unwrap();
     assert!(
-        ops.iter().any(|op| op["op"] == "remove" && op["path"] == "/metadata/finalizers/0"),
+        ops.iter()
+            .any(|op| op["op"] == "remove" && op["path"] == "/metadata/finalizers/0"),
         "{ops:?}"
     );
     assert_eq!(task.await.unwrap().unwrap(), Action::await_change());
@@ -396,7 +437,8 @@ async fn a_channel_gets_its_topic_service_plan_and_status_and_deletion_removes_t
     let bootstrap = common::broker().await.bootstrap();
     let name = common::unique("ch");
     let topic = format!("knative-messaging-kafka.ns.{name}");
-    let channel_path = format!("/apis/messaging.knative.dev/v1beta1/namespaces/ns/kafkachannels/{name}");
+    let channel_path =
+        format!("/apis/messaging.knative.dev/v1beta1/namespaces/ns/kafkachannels/{name}");
     let report = Report {
         revision: 1,
         sources: vec![],
@@ -418,9 +460,15 @@ async fn a_channel_gets_its_topic_service_plan_and_status_and_deletion_removes_t
     let parsed: KafkaChannel = serde_json::from_value(c.clone()).unwrap();
     let task = tokio::spawn(reconcile_channel(Arc::new(parsed), Arc::clone(&ctx)));
 
-    api.expect("GET", CONFIG_PATH, 200, object(channel_config(&bootstrap))).await;
+    api.expect("GET", CONFIG_PATH, 200, object(channel_config(&bootstrap)))
+        .await;
     let service = api
-        .expect("PATCH", &format!("/api/v1/namespaces/ns/services/{name}-kn-channel"), 200, stored)
+        .expect(
+            "PATCH",
+            &format!("/api/v1/namespaces/ns/services/{name}-kn-channel"),
+            200,
+            stored,
+        )
         .await;
     assert_eq!(service.content_type, "application/apply-patch+yaml");
     assert_eq!(service.body["spec"]["type"], "ExternalName");
@@ -428,14 +476,20 @@ async fn a_channel_gets_its_topic_service_plan_and_status_and_deletion_removes_t
         service.body["spec"]["externalName"],
         "kafka-bridge-ingress.knative-eventing.svc.cluster.local"
     );
-    assert_eq!(service.body["metadata"]["ownerReferences"][0]["uid"], "ch-uid");
+    assert_eq!(
+        service.body["metadata"]["ownerReferences"][0]["uid"],
+        "ch-uid"
+    );
 
     api.expect("GET", CONTRACT_PATH, 404, none).await;
     let created = api.expect("POST", SECRETS_PATH, 201, stored).await;
     let contract = contract_of(&created.body);
     let plan = &contract.plan.channels[0];
     assert_eq!(plan.topic, topic);
-    assert_eq!(plan.subscribers[0].consumer_group, format!("kafka.ns.{name}.u1"));
+    assert_eq!(
+        plan.subscribers[0].consumer_group,
+        format!("kafka.ns.{name}.u1")
+    );
 
     api.expect("POST", EVENTS_PATH, 201, stored).await;
     let status = api
@@ -452,20 +506,50 @@ async fn a_channel_gets_its_topic_service_plan_and_status_and_deletion_removes_t
         json!([{"uid": "u1", "observedGeneration": 1, "ready": "True"}])
     );
     task.await.unwrap().unwrap();
-    assert_eq!(partitions(&bootstrap, &topic).await, 2, "the spec's partitions");
+    assert_eq!(
+        partitions(&bootstrap, &topic).await,
+        2,
+        "the spec's partitions"
+    );
 
     // Deleted: out of the contract, then the topic goes, then the finalizer.
     let deleting: KafkaChannel = serde_json::from_value(channel(&name, true)).unwrap();
     let task = tokio::spawn(reconcile_channel(Arc::new(deleting), ctx));
     let replaced = api.expect("PUT", CONTRACT_PATH, 200, stored).await;
     assert!(contract_of(&replaced.body).plan.channels.is_empty());
-    api.expect("GET", CONFIG_PATH, 200, object(channel_config(&bootstrap))).await;
+    api.expect("GET", CONFIG_PATH, 200, object(channel_config(&bootstrap)))
+        .await;
     let patch = api
         .expect("PATCH", &channel_path, 200, object(channel(&name, true)))
         .await;
-    assert!(patch.body.as_array().unwrap().iter().any(|op| op["op"] == "remove"));
+    assert!(patch
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|op| op["op"] == "remove"));
     task.await.unwrap().unwrap();
-    assert_eq!(partitions(&bootstrap, &topic).await, 0, "the topic is deleted");
+    assert_eq!(
+        partitions(&bootstrap, &topic).await,
+        0,
+        "the topic is deleted"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_contract_is_written_once_when_there_is_none() {
+    let (url, _) = dataplane(Report::default()).await;
+    let (ctx, mut api) = context(&url);
+    let task = tokio::spawn(async move {
+        ctx.contract.ensure_written().await.unwrap();
+        ctx.contract.ensure_written().await.unwrap();
+    });
+    api.expect("GET", CONTRACT_PATH, 404, none).await;
+    let created = api.expect("POST", SECRETS_PATH, 201, stored).await;
+    let contract = contract_of(&created.body);
+    assert_eq!((contract.revision, contract.plan), (0, Plan::default()));
+    task.await.unwrap();
+    api.expect_nothing().await;
 }
 
 #[tokio::test]

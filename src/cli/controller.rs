@@ -56,7 +56,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let admin = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(|| async { "ok\n" }));
-    let admin = tokio::spawn(kafka_bridge::admin::serve(listener, admin, shutdown.clone()));
+    let admin = tokio::spawn(kafka_bridge::admin::serve(
+        listener,
+        admin,
+        shutdown.clone(),
+    ));
 
     let client = kube::Client::try_default()
         .await

@@ -2,8 +2,8 @@
 //! feeds; `produce` and `event-display` are the small tools the README's walkthrough uses (a
 //! producer and a sink that prints what it receives).
 
-mod dataplane;
 mod controller;
+mod dataplane;
 mod event_display;
 mod produce;
 mod run;

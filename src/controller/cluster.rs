@@ -139,7 +139,11 @@ impl Cluster {
 
     /// Writes `status` on `object` by server-side apply of the status subresource: a field the
     /// controller set before and leaves out now (a sink URI that no longer resolves) is removed.
-    pub async fn patch_status<K>(&self, object: &K, status: &impl Serialize) -> Result<(), kube::Error>
+    pub async fn patch_status<K>(
+        &self,
+        object: &K,
+        status: &impl Serialize,
+    ) -> Result<(), kube::Error>
     where
         K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
             + Clone

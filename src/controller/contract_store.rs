@@ -22,6 +22,8 @@ use crate::engine::plan::{ChannelPlan, Plan, ResourceId, SourcePlan};
 use super::error::ControllerError;
 
 /// One change to the contract.
+// Made once per reconcile and consumed at once: boxing the plans would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
     /// Run this source (replacing any plan with its id) or, with `None`, stop it.
@@ -107,6 +109,22 @@ impl ContractStore {
             resource_version: written.metadata.resource_version,
         });
         Ok(revision)
+    }
+
+    /// Writes an empty contract when there is none yet, so the data plane (ready once it has
+    /// applied a contract) becomes ready on a cluster without any KafkaSource or KafkaChannel.
+    pub async fn ensure_written(&self) -> Result<(), ControllerError> {
+        let mut cached = self.cached.lock().await;
+        let mut stored = match cached.take() {
+            Some(stored) => stored,
+            None => self.load().await?,
+        };
+        if stored.resource_version.is_none() {
+            let written = self.write(&stored.contract, None).await?;
+            stored.resource_version = written.metadata.resource_version;
+        }
+        *cached = Some(stored);
+        Ok(())
     }
 
     async fn load(&self) -> Result<Stored, ControllerError> {

@@ -45,9 +45,8 @@ pub fn decide(spec: Option<&LeaseSpec>, identity: &str, now: Timestamp) -> Decis
     if holder == identity {
         return Decision::Renew;
     }
-    let duration = Duration::from_secs(
-        u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0),
-    );
+    let duration =
+        Duration::from_secs(u64::try_from(spec.lease_duration_seconds.unwrap_or(0)).unwrap_or(0));
     let valid_until = spec
         .renew_time
         .as_ref()
@@ -118,7 +117,11 @@ impl Elector {
     /// One attempt to take or renew the Lease: whether this replica holds it now.
     pub async fn try_hold(&self) -> Result<bool, LeaderError> {
         let api_err = |e| LeaderError::Api(self.settings.name.clone(), e);
-        let current = self.api.get_opt(&self.settings.name).await.map_err(api_err)?;
+        let current = self
+            .api
+            .get_opt(&self.settings.name)
+            .await
+            .map_err(api_err)?;
         let now = Timestamp::now();
         match decide(
             current.as_ref().and_then(|l| l.spec.as_ref()),
@@ -167,10 +170,7 @@ impl Elector {
                 Err(e) => tracing::warn!("renewing the Lease: {e}"),
             }
             if last_renewal.elapsed() >= self.settings.duration {
-                return LeaderError::Lost(format!(
-                    "not renewed for {:?}",
-                    self.settings.duration
-                ));
+                return LeaderError::Lost(format!("not renewed for {:?}", self.settings.duration));
             }
         }
     }
@@ -210,7 +210,11 @@ mod tests {
             (Some(spec("other", 0, 15)), 60, Decision::Take),
         ];
         for (lease, now, expected) in cases {
-            assert_eq!(decide(lease.as_ref(), "me", at(now)), expected, "{lease:?} at {now}");
+            assert_eq!(
+                decide(lease.as_ref(), "me", at(now)),
+                expected,
+                "{lease:?} at {now}"
+            );
         }
     }
 

@@ -6,14 +6,14 @@
 //! one place.
 
 pub mod channel;
-pub mod conditions;
-pub mod lookup;
-pub mod observed;
-pub mod source;
 pub mod cluster;
+pub mod conditions;
 pub mod contract_store;
 pub mod dataplane;
 pub mod error;
 pub mod leader;
+pub mod lookup;
+pub mod observed;
 pub mod reconcile;
 pub mod run;
+pub mod source;

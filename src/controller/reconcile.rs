@@ -167,7 +167,9 @@ async fn cleanup_channel(channel: &KafkaChannel, ctx: &Context) -> Result<Action
     ctx.contract.set(Entry::Channel(id.clone(), None)).await?;
     let mut fetched = ctx.cluster.fetch(&References::default()).await?;
     let connection = match ctx.cluster.channel_config(&mut fetched).await? {
-        Some(config) => channel_config::kafka_connection(&config, &fetched).map_err(|e| e.to_string()),
+        Some(config) => {
+            channel_config::kafka_connection(&config, &fetched).map_err(|e| e.to_string())
+        }
         None => Err("kafka-channel-config not found".to_owned()),
     };
     match connection {
@@ -299,7 +301,14 @@ async fn announce<K: Resource<DynamicType = ()>>(
 }
 
 fn id_of<K: Resource>(object: &K) -> Result<ResourceId, ControllerError> {
-    Ok(ResourceId::new(namespace(object)?, object.meta().name.clone().ok_or(ControllerError::Incomplete("name"))?))
+    Ok(ResourceId::new(
+        namespace(object)?,
+        object
+            .meta()
+            .name
+            .clone()
+            .ok_or(ControllerError::Incomplete("name"))?,
+    ))
 }
 
 fn namespace<K: Resource>(object: &K) -> Result<String, ControllerError> {

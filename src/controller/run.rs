@@ -98,14 +98,25 @@ pub async fn run(
         backoff: Backoff::default(),
     });
 
+    if let Err(e) = ctx.contract.ensure_written().await {
+        // Not fatal: the first reconcile writes the contract too.
+        tracing::warn!("writing the initial data plane contract: {e}");
+    }
+
     // Both controllers stop on shutdown or when leadership is lost.
     let stop = shutdown.child_token();
-    let sources = Controller::new(Api::<KafkaSource>::all(client.clone()), watcher::Config::default())
-        .graceful_shutdown_on(stop.clone().cancelled_owned())
-        .run(reconcile_source, on_error, Arc::clone(&ctx))
-        .for_each(|result| async move { log_result("KafkaSource", result) });
+    let sources = Controller::new(
+        Api::<KafkaSource>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .graceful_shutdown_on(stop.clone().cancelled_owned())
+    .run(reconcile_source, on_error, Arc::clone(&ctx))
+    .for_each(|result| async move { log_result("KafkaSource", result) });
 
-    let channels = Controller::new(Api::<KafkaChannel>::all(client.clone()), watcher::Config::default());
+    let channels = Controller::new(
+        Api::<KafkaChannel>::all(client.clone()),
+        watcher::Config::default(),
+    );
     let store = channels.store();
     let channels = channels
         .owns(
@@ -116,7 +127,13 @@ pub async fn run(
             Api::<ConfigMap>::namespaced(client.clone(), &options.system_namespace),
             watcher::Config::default().fields(&format!("metadata.name={CONFIG_MAP_NAME}")),
             // The cluster config changed: every channel uses it.
-            move |_| store.state().iter().map(|c| ObjectRef::from_obj(&**c)).collect::<Vec<_>>(),
+            move |_| {
+                store
+                    .state()
+                    .iter()
+                    .map(|c| ObjectRef::from_obj(&**c))
+                    .collect::<Vec<_>>()
+            },
         )
         .graceful_shutdown_on(stop.clone().cancelled_owned())
         .run(reconcile_channel, on_error, Arc::clone(&ctx))
