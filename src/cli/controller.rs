@@ -62,9 +62,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    // kube's error already says what it tried; its source chain would repeat it.
+    let client = kube::Client::try_default().await.map_err(|e| {
+        anyhow::anyhow!("connecting to the Kubernetes API (in-cluster config or KUBECONFIG): {e}")
+    })?;
     let identity = match args.identity {
         Some(identity) => identity,
         None => format!("{}-{}", run::CONTROLLER_NAME, uuid::Uuid::new_v4()),

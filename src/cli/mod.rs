@@ -58,10 +58,16 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Controller(args) => controller::run(args).await,
         Command::Produce(args) => produce::produce(args).await,
         Command::EventDisplay(args) => event_display::serve(args).await,
-        Command::Crds => {
-            print!("{}", kafka_bridge::resources::crds::manifest()?);
-            Ok(())
-        }
+        Command::Crds => print_stdout(&kafka_bridge::resources::crds::manifest()?),
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`kafka-bridge crds | head`) is not an error.
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }
 
