@@ -169,6 +169,19 @@ impl Running {
         self.post(&headers, format!("body of {id}")).await;
     }
 
+    /// `metric` of subscriber `uid` once it reads `expected`, or its last value after a bounded
+    /// wait: the bridge counts a delivery just after the sink has answered it.
+    async fn settled_metric(&self, metric: &str, uid: &str, expected: f64) -> f64 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let value = self.subscriber_metric(metric, uid).await;
+            if value == expected || tokio::time::Instant::now() >= deadline {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn subscriber_metric(&self, metric: &str, uid: &str) -> f64 {
         let text = self.bridge.metrics().await;
         metric_value(
@@ -261,7 +274,7 @@ async fn every_subscriber_receives_every_event_unchanged() {
     for sub in [&sub_one, &sub_two] {
         assert_eq!(
             running
-                .subscriber_metric("kafka_bridge_events_delivered_total", &sub.uid)
+                .settled_metric("kafka_bridge_events_delivered_total", &sub.uid, 10.0)
                 .await,
             10.0,
             "delivered count of {}",
@@ -393,7 +406,7 @@ async fn replies_go_to_the_reply_uri_only_when_answered_200() {
     assert_eq!(no_reply_uri.count(), 2, "a dropped reply is no failure");
     for sub in [&forwarding, &accepted, &dropped] {
         let delivered = running
-            .subscriber_metric("kafka_bridge_events_delivered_total", &sub.uid)
+            .settled_metric("kafka_bridge_events_delivered_total", &sub.uid, 2.0)
             .await;
         let retries = running
             .subscriber_metric("kafka_bridge_delivery_retries_total", &sub.uid)
@@ -443,9 +456,9 @@ async fn failing_subscriber_dead_letters_after_its_retries() {
     assert_eq!(dead_letters.count(), 1);
     assert_eq!(
         running
-            .subscriber_metric("kafka_bridge_events_dead_lettered_total", &sub.uid)
+            .settled_metric("kafka_bridge_events_dead_lettered_total", &sub.uid, 1.0)
             .await,
-        1.0
+        1.0,
     );
 }
 
@@ -531,15 +544,23 @@ async fn events_survive_a_subscriber_outage_in_partition_order() {
     assert_eq!(sink.count(), EVENTS + FAILURES, "nothing delivered twice");
     assert_eq!(
         running
-            .subscriber_metric("kafka_bridge_events_delivered_total", &sub.uid)
+            .settled_metric(
+                "kafka_bridge_events_delivered_total",
+                &sub.uid,
+                EVENTS as f64
+            )
             .await,
-        EVENTS as f64
+        EVENTS as f64,
     );
     assert_eq!(
         running
-            .subscriber_metric("kafka_bridge_delivery_retries_total", &sub.uid)
+            .settled_metric(
+                "kafka_bridge_delivery_retries_total",
+                &sub.uid,
+                FAILURES as f64
+            )
             .await,
-        FAILURES as f64
+        FAILURES as f64,
     );
 }
 
@@ -577,14 +598,14 @@ async fn a_new_subscriber_starts_at_the_end_of_the_topic() {
     // A skipped (undecodable) old record would count as failed: none was even read.
     assert_eq!(
         running
-            .subscriber_metric("kafka_bridge_events_failed_total", &sub.uid)
+            .settled_metric("kafka_bridge_events_failed_total", &sub.uid, 0.0)
             .await,
-        0.0
+        0.0,
     );
     assert_eq!(
         running
-            .subscriber_metric("kafka_bridge_events_delivered_total", &sub.uid)
+            .settled_metric("kafka_bridge_events_delivered_total", &sub.uid, 2.0)
             .await,
-        2.0
+        2.0,
     );
 }
