@@ -525,8 +525,11 @@ async fn memory_stays_bounded_behind_a_slow_sink() {
         "{delivered} delivered"
     );
     assert!(peak < BOUND_KIB, "peak RSS {peak} KiB over {BOUND_KIB} KiB");
+    // The bridge holds up to 4 MiB of pre-fetch per partition plus a fetch response in flight
+    // (16-24 MiB here, more with allocator slack on a loaded machine); buffering the backlog
+    // would take all of its 40 MiB and more.
     assert!(
-        peak - idle_rss < DATA_KIB * 3 / 5,
+        peak - idle_rss < DATA_KIB * 4 / 5,
         "RSS grew by {} KiB behind a {DATA_KIB} KiB backlog",
         peak - idle_rss
     );
