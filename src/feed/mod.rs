@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod duration;
 pub mod error;
 pub mod files;
+pub mod generic_channel;
 mod net;
 pub mod resolve;
 pub mod standalone;

@@ -24,6 +24,7 @@ use super::channel_config::{
 };
 use super::error::{DocRef, FeedError};
 use super::files::{self, Document};
+use super::generic_channel::{self, ChannelDefaults};
 use super::resolve::{self, FieldError, Lookup, DEFAULT_NAMESPACE};
 use super::target::describe;
 
@@ -63,6 +64,20 @@ pub fn plan_from_documents(documents: &[Document]) -> Result<Plan, FeedError> {
                  {CHANNEL_API_VERSION:?}",
                 doc.at
             ),
+            Some(generic_channel::KIND) if api_version == generic_channel::API_VERSION => {
+                let Some(backing) = kafka_backed_channel(doc, &index)? else {
+                    tracing::warn!(
+                        "{}: {} is backed by another kind of channel (its template or \
+                         default-ch-webhook says so); only KafkaChannels run here",
+                        doc.at,
+                        label(generic_channel::KIND, doc)
+                    );
+                    continue;
+                };
+                let channel = resolve_channel(&backing, &index, &mut channel_cluster)?;
+                check_unique(&mut seen, KAFKA_CHANNEL, &channel.id, doc)?;
+                plan.channels.push(Arc::new(channel));
+            }
             Some("Secret" | "ConfigMap") if api_version == "v1" => {}
             Some(kind) => tracing::warn!(
                 "{}: {kind} ({api_version}) is not run in standalone mode; \
@@ -120,6 +135,35 @@ fn resolve_channel(
             .clone(),
     };
     channel::channel_plan(&channel, kafka, index).map_err(|e| invalid(doc, &resource, e))
+}
+
+/// A generic Channel as the KafkaChannel that backs it (same name, namespace and place in the
+/// files), or `None` when its template is another kind of channel.
+fn kafka_backed_channel(doc: &Document, index: &Index<'_>) -> Result<Option<Document>, FeedError> {
+    let resource = label(generic_channel::KIND, doc);
+    let defaults = match index
+        .config_map(CONFIG_MAP_NAMESPACE, generic_channel::DEFAULTS_CONFIG_MAP)?
+    {
+        None => None,
+        Some(cm_doc) => {
+            let cm_resource = label("ConfigMap", cm_doc);
+            let config_map: ConfigMap =
+                decode(cm_doc).map_err(|e| invalid(cm_doc, &cm_resource, e))?;
+            match config_map.data.get(generic_channel::DEFAULTS_KEY) {
+                None => None,
+                Some(text) => Some(
+                    ChannelDefaults::parse(text).map_err(|e| invalid(cm_doc, &cm_resource, e))?,
+                ),
+            }
+        }
+    };
+    let backing =
+        generic_channel::backing_kafka_channel(&doc.value, namespace_of(doc), defaults.as_ref())
+            .map_err(|e| invalid(doc, &resource, e))?;
+    Ok(backing.map(|value| Document {
+        at: doc.at.clone(),
+        value,
+    }))
 }
 
 /// The channels' cluster, from `kafka-channel-config`. A problem in the ConfigMap or its Secret

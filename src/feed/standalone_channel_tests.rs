@@ -669,3 +669,55 @@ fn a_channel_without_a_spec_runs_with_knatives_defaults() {
     assert_eq!((plan.num_partitions, plan.replication_factor), (1, 1));
     assert!(plan.subscribers.is_empty());
 }
+
+#[test]
+fn a_generic_channel_runs_as_the_kafka_channel_its_namespace_default_names() {
+    let files = format!(
+        "\
+apiVersion: messaging.knative.dev/v1
+kind: Channel
+metadata: {{name: generic, namespace: ns}}
+spec:
+  subscribers:
+    - {{uid: g1, subscriberUri: 'http://sub.example/g'}}
+---
+apiVersion: messaging.knative.dev/v1
+kind: Channel
+metadata: {{name: in-memory, namespace: other}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: default-ch-webhook, namespace: knative-eventing}}
+data:
+  default-ch-config: |
+    clusterDefault: {{apiVersion: messaging.knative.dev/v1, kind: InMemoryChannel}}
+    namespaceDefaults:
+      ns:
+        apiVersion: messaging.knative.dev/v1beta1
+        kind: KafkaChannel
+        spec: {{numPartitions: 2}}
+---
+{CONFIG}"
+    );
+    let plan = plan(&files).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plan.channels.len(),
+        1,
+        "the InMemoryChannel-backed one is skipped"
+    );
+    let channel = &plan.channels[0];
+    assert_eq!(channel.id, ResourceId::new("ns", "generic"));
+    assert_eq!(channel.topic, "knative-messaging-kafka.ns.generic");
+    assert_eq!(channel.num_partitions, 2);
+    assert_eq!(channel.subscribers[0].uid, "g1");
+}
+
+#[test]
+fn a_generic_channel_without_template_or_defaults_is_an_error_naming_the_field() {
+    let files = format!(
+        "apiVersion: messaging.knative.dev/v1\nkind: Channel\nmetadata: {{name: c, namespace: ns}}\n---\n{CONFIG}"
+    );
+    let err = plan(&files).unwrap_err().to_string();
+    assert!(err.contains("Channel ns/c"), "{err}");
+    assert!(err.contains("spec.channelTemplate"), "{err}");
+}
