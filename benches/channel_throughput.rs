@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench channel_throughput
 //! cargo bench --bench channel_throughput -- [--repeats N] [--only ingress,e2e]
+//!     [--contenders yardstick,bridge,baseline]
 //! ```
 //!
 //! Sections: ingress accepted events/s with p50/p99 latency at 1, 64 and 256 concurrent clients
@@ -81,6 +82,8 @@ impl Section {
 
 pub struct Settings {
     pub repeats: usize,
+    /// Who the ingress section measures (all by default; fewer for quick tuning runs).
+    pub contenders: Vec<ingress::Contender>,
     sections: Vec<Section>,
     bench_mode: bool,
 }
@@ -89,6 +92,7 @@ impl Settings {
     fn parse(args: &[String]) -> anyhow::Result<Self> {
         let mut settings = Self {
             repeats: 3,
+            contenders: ingress::Contender::ALL.to_vec(),
             sections: Section::ALL.to_vec(),
             bench_mode: false,
         };
@@ -102,6 +106,12 @@ impl Settings {
                     settings.sections = value()?
                         .split(',')
                         .map(Section::parse)
+                        .collect::<anyhow::Result<_>>()?;
+                }
+                "--contenders" => {
+                    settings.contenders = value()?
+                        .split(',')
+                        .map(ingress::Contender::parse)
                         .collect::<anyhow::Result<_>>()?;
                 }
                 other => bail!("unknown argument {other:?}"),
@@ -176,7 +186,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let target = host::target_dir()?;
     let work = host::fresh_work_dir(&target, "channel-bench-work")?;
     let bridge_bin = host::bridge_binary()?;
-    let python = if settings.sections.contains(&Section::Ingress) {
+    let python = if settings.sections.contains(&Section::Ingress)
+        && settings.contenders.contains(&ingress::Contender::Naive)
+    {
         venv::ensure_venv(&target).await?
     } else {
         PathBuf::new()

@@ -26,14 +26,23 @@ const WINDOW: Duration = Duration::from_secs(4);
 const BUDGET: Duration = Duration::from_secs(170);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Contender {
+pub enum Contender {
     Yardstick,
     Bridge,
     Naive,
 }
 
 impl Contender {
-    const ALL: [Contender; 3] = [Self::Yardstick, Self::Bridge, Self::Naive];
+    pub const ALL: [Contender; 3] = [Self::Yardstick, Self::Bridge, Self::Naive];
+
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        match raw {
+            "yardstick" => Ok(Self::Yardstick),
+            "bridge" => Ok(Self::Bridge),
+            "baseline" => Ok(Self::Naive),
+            other => anyhow::bail!("unknown contender {other:?}: use yardstick, bridge, baseline"),
+        }
+    }
 
     fn label(self) -> &'static str {
         match self {
@@ -97,6 +106,9 @@ pub async fn run(bench: &Bench, broker: &Broker) -> anyhow::Result<Table> {
             break;
         }
         for (c, contender) in Contender::ALL.iter().enumerate() {
+            if !bench.settings.contenders.contains(contender) {
+                continue;
+            }
             let measured = run_contender(bench, broker, *contender, repeat).await?;
             for (l, point) in measured.into_iter().enumerate() {
                 points[c][l].push(point);
@@ -242,6 +254,9 @@ fn table(points: &[Vec<Vec<Point>>]) -> Table {
         let baseline_rate = median(&points[naive][l].iter().map(|p| p.rate).collect::<Vec<_>>());
         for (c, contender) in Contender::ALL.iter().enumerate() {
             let of = &points[c][l];
+            if of.is_empty() {
+                continue;
+            }
             let pick = |f: fn(&Point) -> f64| of.iter().map(f).collect::<Vec<f64>>();
             let rates = pick(|p| p.rate);
             let errors: u64 = of.iter().map(|p| p.errors).sum();
@@ -262,7 +277,12 @@ fn table(points: &[Vec<Vec<Point>>]) -> Table {
             ]);
         }
     }
-    let repeats = points.first().and_then(|c| c.first()).map_or(0, Vec::len);
+    let repeats = points
+        .iter()
+        .filter_map(|c| c.first())
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
     table.note(format!(
         "Each client: one keep-alive HTTP/1.1 connection, the next POST as soon as the answer is \
          in (closed loop). {} s warm-up, then {} s measured; a request counts when sent and \
