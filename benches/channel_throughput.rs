@@ -29,6 +29,8 @@ mod broker;
 mod contenders;
 #[path = "channel_throughput/e2e.rs"]
 mod e2e;
+#[path = "common/harness.rs"]
+mod harness;
 #[path = "common/host.rs"]
 mod host;
 #[path = "channel_throughput/http1.rs"]
@@ -53,7 +55,6 @@ mod sink;
 #[path = "common/venv.rs"]
 mod venv;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -142,44 +143,20 @@ fn main() -> ExitCode {
         }
     };
     if !settings.bench_mode {
-        return self_check();
+        // `cargo test --benches`: the benchmark itself needs a broker and minutes.
+        return harness::self_check("channel_throughput", &CHECKS);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: starting the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    harness::block_on(run(settings))
 }
 
-/// Without `--bench` (`cargo test --benches`), check the pure helpers and stop: the benchmark
-/// itself needs a broker and minutes.
-fn self_check() -> ExitCode {
-    let checks: [(&str, fn()); 5] = [
-        ("http1", http1::self_check),
-        ("request", request::self_check),
-        ("contenders", contenders::self_check),
-        ("process", process::self_check),
-        ("report", report::self_check),
-    ];
-    for (name, check) in checks {
-        check();
-        println!("check {name} ... ok");
-    }
-    println!("channel_throughput: {} passed, 0 failed", checks.len());
-    ExitCode::SUCCESS
-}
+/// The pure helpers checked without `--bench`.
+const CHECKS: [(&str, fn()); 5] = [
+    ("http1", http1::self_check),
+    ("request", request::self_check),
+    ("contenders", contenders::self_check),
+    ("process", process::self_check),
+    ("report", report::self_check),
+];
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -218,16 +195,5 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         eprintln!("\n{rendered}");
         markdown.push_str(&rendered);
     }
-    // Writing to a String cannot fail.
-    let _ = writeln!(
-        markdown,
-        "Whole bench: {:.0} s; load average at the end {}.",
-        started.elapsed().as_secs_f64(),
-        host::load_average()
-    );
-    println!("{markdown}");
-    let report = target.join("channel-bench-report.md");
-    std::fs::write(&report, &markdown).with_context(|| format!("writing {}", report.display()))?;
-    eprintln!("report written to {}", report.display());
-    Ok(())
+    harness::finish_report(markdown, started, &target, "channel-bench-report.md")
 }

@@ -32,6 +32,8 @@ mod bridge;
 mod broker;
 #[path = "source_throughput/drain.rs"]
 mod drain;
+#[path = "common/harness.rs"]
+mod harness;
 #[path = "common/host.rs"]
 mod host;
 #[path = "source_throughput/idle.rs"]
@@ -57,7 +59,6 @@ mod startup;
 #[path = "common/venv.rs"]
 mod venv;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -152,44 +153,20 @@ fn main() -> ExitCode {
         }
     };
     if !settings.bench_mode {
-        return self_check();
+        // `cargo test --benches`: the benchmark itself needs a broker and minutes.
+        return harness::self_check("source_throughput", &CHECKS);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: starting the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    harness::block_on(run(settings))
 }
 
-/// Without `--bench` (`cargo test --benches`), check the pure helpers and stop: the benchmark
-/// itself needs a broker and minutes.
-fn self_check() -> ExitCode {
-    let checks: [(&str, fn()); 5] = [
-        ("process", process::self_check),
-        ("sink", sink::self_check),
-        ("produce", produce::self_check),
-        ("report", report::self_check),
-        ("sources", sources::self_check),
-    ];
-    for (name, check) in checks {
-        check();
-        println!("check {name} ... ok");
-    }
-    println!("source_throughput: {} passed, 0 failed", checks.len());
-    ExitCode::SUCCESS
-}
+/// The pure helpers checked without `--bench`.
+const CHECKS: [(&str, fn()); 5] = [
+    ("process", process::self_check),
+    ("sink", sink::self_check),
+    ("produce", produce::self_check),
+    ("report", report::self_check),
+    ("sources", sources::self_check),
+];
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -226,18 +203,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         eprintln!("\n{rendered}");
         markdown.push_str(&rendered);
     }
-    // Writing to a String cannot fail.
-    let _ = writeln!(
-        markdown,
-        "Whole bench: {:.0} s; load average at the end {}.",
-        started.elapsed().as_secs_f64(),
-        host::load_average()
-    );
-    println!("{markdown}");
-    let report = target.join("bench-report.md");
-    std::fs::write(&report, &markdown).with_context(|| format!("writing {}", report.display()))?;
-    eprintln!("report written to {}", report.display());
-    Ok(())
+    harness::finish_report(markdown, started, &target, "bench-report.md")
 }
 
 fn header(broker: BrokerKind) -> String {
