@@ -24,41 +24,48 @@
 
 #[path = "source_throughput/baseline.rs"]
 mod baseline;
-#[path = "source_throughput/bridge.rs"]
+// Shared with the channel bench, which also reads the ingress address.
+#[allow(dead_code)]
+#[path = "common/bridge.rs"]
 mod bridge;
-#[path = "source_throughput/broker.rs"]
+#[path = "common/broker.rs"]
 mod broker;
 #[path = "source_throughput/drain.rs"]
 mod drain;
+#[path = "common/harness.rs"]
+mod harness;
+#[path = "common/host.rs"]
+mod host;
 #[path = "source_throughput/idle.rs"]
 mod idle;
 #[path = "source_throughput/latency.rs"]
 mod latency;
 #[path = "source_throughput/probe.rs"]
 mod probe;
-#[path = "source_throughput/process.rs"]
+#[path = "common/process.rs"]
 mod process;
 #[path = "source_throughput/produce.rs"]
 mod produce;
-#[path = "source_throughput/report.rs"]
+#[path = "common/report.rs"]
 mod report;
-#[path = "source_throughput/sink.rs"]
+// Shared with the channel bench, which also needs the sink's socket address.
+#[allow(dead_code)]
+#[path = "common/sink.rs"]
 mod sink;
+#[path = "source_throughput/sources.rs"]
+mod sources;
 #[path = "source_throughput/startup.rs"]
 mod startup;
+#[path = "common/venv.rs"]
+mod venv;
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
 
 use crate::broker::{Broker, BrokerKind};
-
-/// Group session timeout for the bridge and the baseline alike: joins take about half of it.
-pub const SESSION_TIMEOUT_MS: &str = "6000";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Section {
@@ -146,64 +153,28 @@ fn main() -> ExitCode {
         }
     };
     if !settings.bench_mode {
-        return self_check();
+        // `cargo test --benches`: the benchmark itself needs a broker and minutes.
+        return harness::self_check("source_throughput", &CHECKS);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: starting the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(settings)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    harness::block_on(run(settings))
 }
 
-/// Without `--bench` (`cargo test --benches`), check the pure helpers and stop: the benchmark
-/// itself needs a broker and minutes.
-fn self_check() -> ExitCode {
-    let checks: [(&str, fn()); 5] = [
-        ("process", process::self_check),
-        ("sink", sink::self_check),
-        ("produce", produce::self_check),
-        ("report", report::self_check),
-        ("bridge", bridge::self_check),
-    ];
-    for (name, check) in checks {
-        check();
-        println!("check {name} ... ok");
-    }
-    println!("source_throughput: {} passed, 0 failed", checks.len());
-    ExitCode::SUCCESS
-}
+/// The pure helpers checked without `--bench`.
+const CHECKS: [(&str, fn()); 5] = [
+    ("process", process::self_check),
+    ("sink", sink::self_check),
+    ("produce", produce::self_check),
+    ("report", report::self_check),
+    ("sources", sources::self_check),
+];
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
-    let target = target_dir()?;
-    let work = target.join("bench-work");
-    if work.exists() {
-        std::fs::remove_dir_all(&work).with_context(|| format!("clearing {}", work.display()))?;
-    }
-    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
-    let bridge_bin = std::env::var_os("KAFKA_BRIDGE_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kafka-bridge")));
-    if !bridge_bin.exists() {
-        bail!(
-            "{} is missing: run cargo build --release",
-            bridge_bin.display()
-        );
-    }
+    let target = host::target_dir()?;
+    let work = host::fresh_work_dir(&target, "bench-work")?;
+    let bridge_bin = host::bridge_binary()?;
     let python = if settings.sections.contains(&Section::Drain) {
-        baseline::ensure_venv(&target).await?
+        venv::ensure_venv(&target).await?
     } else {
         PathBuf::new()
     };
@@ -232,65 +203,12 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         eprintln!("\n{rendered}");
         markdown.push_str(&rendered);
     }
-    // Writing to a String cannot fail.
-    let _ = writeln!(
-        markdown,
-        "Whole bench: {:.0} s; load average at the end {}.",
-        started.elapsed().as_secs_f64(),
-        load_average()
-    );
-    println!("{markdown}");
-    let report = target.join("bench-report.md");
-    std::fs::write(&report, &markdown).with_context(|| format!("writing {}", report.display()))?;
-    eprintln!("report written to {}", report.display());
-    Ok(())
+    harness::finish_report(markdown, started, &target, "bench-report.md")
 }
 
 fn header(broker: BrokerKind) -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load = load
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        .unwrap_or_default();
-    format!(
-        "# kafka-bridge KafkaSource benchmark\n\n\
-         - date: {}\n- machine: {cores} cores (nproc), {}, load average at start {load}\n\
-         - kafka-bridge commit: {commit}\n- broker: {}\n\n",
-        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
-        process::cpu_model(),
-        broker.describe()
+    host::header(
+        "kafka-bridge KafkaSource benchmark",
+        &[format!("broker: {}", broker.describe())],
     )
-}
-
-/// The 1, 5 and 15 minute load averages: how busy the shared machine was.
-fn load_average() -> String {
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    load.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// `<target>/<profile>/deps/<bench exe>` → `<target>`.
-fn target_dir() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe().context("locating the bench executable")?;
-    exe.ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .with_context(|| format!("no target directory above {}", exe.display()))
-}
-
-/// A loopback port that was free a moment ago (the child binds it soon after).
-pub fn free_port() -> anyhow::Result<SocketAddr> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("finding a free port")?;
-    listener.local_addr().context("reading the free port")
 }

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::bridge::{Bridge, Ordering, Source};
+use crate::bridge::Bridge;
 use crate::broker::{Broker, BrokerKind};
 use crate::process::Proc;
 use crate::report::{median, num, runs, Table};
 use crate::sink::Sink;
+use crate::sources::{self, Ordering, Source};
 use crate::{baseline, probe, process, produce, Bench};
 
 const TOPIC: &str = "drain";
@@ -212,7 +213,7 @@ async fn run_once(
                 ordering,
                 sink: &sink.url,
             };
-            Running::Bridge(Bridge::spawn(
+            Running::Bridge(sources::spawn(
                 &bench.bridge_bin,
                 &bench.work,
                 &label,
@@ -376,7 +377,7 @@ fn table(
         "Broker: {}. Sink: axum in the bench process answering 202 (same sink for every consumer). \
          Each run: its own consumer group from earliest, session.timeout.ms={}.",
         broker.kind.describe(),
-        crate::SESSION_TIMEOUT_MS
+        crate::bridge::SESSION_TIMEOUT_MS
     ));
     if broker.kind == BrokerKind::Tansu {
         table.note(TANSU_CAVEAT);

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use crate::bridge::{Bridge, Ordering, Source};
+use crate::bridge::Bridge;
 use crate::broker::Broker;
 use crate::report::{num, Table};
 use crate::sink::Sink;
+use crate::sources::{self, Ordering, Source};
 use crate::Bench;
 
 const TOPIC: &str = "idle";
@@ -42,7 +43,7 @@ pub async fn run(bench: &Bench, broker: &Broker) -> anyhow::Result<Table> {
                 sink: &sink.url,
             })
             .collect();
-        let mut bridge = Bridge::spawn(
+        let mut bridge = sources::spawn(
             &bench.bridge_bin,
             &bench.work,
             &label,

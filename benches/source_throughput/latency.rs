@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use crate::bridge::{Bridge, Ordering, Source};
+use crate::bridge::Bridge;
 use crate::broker::Broker;
 use crate::probe::LatencyProbe;
 use crate::report::{median, num, percentile, runs, Table};
 use crate::sink::Sink;
+use crate::sources::{self, Ordering, Source};
 use crate::{produce, Bench};
 
 const PARTITIONS: i32 = 8;
@@ -139,7 +140,7 @@ async fn run_once(bench: &Bench, broker: &Broker, repeat: usize) -> anyhow::Resu
         sink: &sink.url,
     };
     let probe = LatencyProbe::start(&broker.bootstrap, &topic, &format!("{label}-probe"))?;
-    let mut bridge = Bridge::spawn(
+    let mut bridge = sources::spawn(
         &bench.bridge_bin,
         &bench.work,
         &label,

@@ -27,7 +27,7 @@ fn consumer_config(bootstrap: &str, group: &str) -> rdkafka::ClientConfig {
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", crate::SESSION_TIMEOUT_MS);
+        .set("session.timeout.ms", crate::bridge::SESSION_TIMEOUT_MS);
     config
 }
 

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use crate::bridge::{Bridge, Ordering, Source};
 use crate::broker::Broker;
 use crate::report::{median, num, runs, Table};
 use crate::sink::Sink;
+use crate::sources::{self, Ordering, Source};
 use crate::{probe, Bench};
 
 const TOPIC: &str = "startup";
@@ -27,7 +27,7 @@ pub async fn run(bench: &Bench, broker: &Broker) -> anyhow::Result<Table> {
             ordering: Ordering::Unordered,
             sink: &sink.url,
         };
-        let mut bridge = Bridge::spawn(
+        let mut bridge = sources::spawn(
             &bench.bridge_bin,
             &bench.work,
             &label,
@@ -88,7 +88,7 @@ pub async fn run(bench: &Bench, broker: &Broker) -> anyhow::Result<Table> {
         "Fresh consumer group each run; session.timeout.ms={} for both. The endpoints are polled \
          every 2 ms. Broker: {} (how long a join takes depends on the broker: Kafka itself holds a \
          new group's first join for group.initial.rebalance.delay.ms, 3 s by default).",
-        crate::SESSION_TIMEOUT_MS,
+        crate::bridge::SESSION_TIMEOUT_MS,
         broker.kind.describe()
     ));
     Ok(table)

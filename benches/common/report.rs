@@ -87,7 +87,7 @@ impl Table {
     }
 }
 
-/// Checks of the pure helpers, run by `cargo test --bench source_throughput` (see main).
+/// Checks of the pure helpers, run by `cargo test --benches` (see each bench's main).
 pub fn self_check() {
     let cases: [(&[f64], f64); 4] = [
         (&[3.0, 1.0, 2.0], 2.0),

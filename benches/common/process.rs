@@ -3,6 +3,7 @@
 //! bench itself dies, so an interrupted run leaves nothing behind.
 
 use std::fs::File;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -102,6 +103,12 @@ impl Proc {
     }
 }
 
+/// A loopback port that was free a moment ago (the child binds it soon after).
+pub fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).context("finding a free port")?;
+    listener.local_addr().context("reading the free port")
+}
+
 fn ticks_to_duration(ticks: u64) -> Duration {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -182,7 +189,7 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// Checks of the pure parsers, run by `cargo test --bench source_throughput` (see main).
+/// Checks of the pure parsers, run by `cargo test --benches` (see each bench's main).
 pub fn self_check() {
     let cases = [
         (

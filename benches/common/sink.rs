@@ -32,6 +32,7 @@ struct Counters {
 
 pub struct Sink {
     pub url: String,
+    pub addr: SocketAddr,
     counters: Arc<Counters>,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -68,6 +69,7 @@ impl Sink {
         });
         Ok(Self {
             url: format!("http://{addr}/"),
+            addr,
             counters,
             stop: Some(stop),
         })
@@ -158,7 +160,7 @@ pub fn parse_timestamp(body: &[u8]) -> Option<u64> {
     std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
-/// Checks of the pure helpers, run by `cargo test --bench source_throughput` (see main).
+/// Checks of the pure helpers, run by `cargo test --benches` (see each bench's main).
 pub fn self_check() {
     let cases: [(&[u8], Option<u64>); 4] = [
         (b"0001700000000000 padding", Some(1_700_000_000_000)),

@@ -163,7 +163,7 @@ fn tansu_binary() -> PathBuf {
 
 async fn start_tansu(logs: &Path) -> anyhow::Result<Broker> {
     let dir = tempfile::tempdir().context("creating tansu's working directory")?;
-    let addr = crate::free_port()?;
+    let addr = crate::process::free_port()?;
     let url = format!("tcp://{addr}");
     let mut command = Command::new(tansu_binary());
     command
