@@ -7,12 +7,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc rather than glibc's malloc: the ingress and the dispatchers allocate and free per
-/// event on many threads, and glibc spent about a quarter of the ingress's CPU in malloc, free
-/// and its consolidation of freed chunks (perf, 256 clients); see README, Performance.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_tracing();
