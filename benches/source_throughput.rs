@@ -3,12 +3,13 @@
 //! ```text
 //! cargo bench --bench source_throughput
 //! cargo bench --bench source_throughput -- [--broker tansu|mock] [--repeats N]
-//!     [--latency-repeats N] [--records N] [--only drain,latency,idle,startup]
+//!     [--latency-repeats N] [--records N] [--only drain,latency,idle,startup,cost]
 //! ```
 //!
 //! Sections: drain throughput (bridge unordered, ordered, the baseline, plus yardsticks: a plain
 //! rdkafka consumer for the broker and an HTTP client for the sink), latency under paced load,
-//! idle footprint with 1 and 100 sources, and start-up time. Results go to stdout as markdown and
+//! idle footprint with 1 and 100 sources, start-up time, and the CPU cost per event of the source
+//! path in-process, without Kafka (`cost`, not run unless named: it needs no broker). Results go to stdout as markdown and
 //! to `<target dir>/bench-report.md`; each process's log and YAML to `<target dir>/bench-work/`.
 //!
 //! Broker: tansu, a real broker in its own process (memory storage). `--broker mock` uses
@@ -30,6 +31,8 @@ mod baseline;
 mod bridge;
 #[path = "common/broker.rs"]
 mod broker;
+#[path = "source_throughput/cost.rs"]
+mod cost;
 #[path = "source_throughput/drain.rs"]
 mod drain;
 #[path = "common/harness.rs"]
@@ -73,10 +76,19 @@ enum Section {
     Latency,
     Idle,
     Startup,
+    Cost,
 }
 
 impl Section {
-    const ALL: [Section; 4] = [Self::Drain, Self::Latency, Self::Idle, Self::Startup];
+    /// Sections run by default; `cost` runs only when named.
+    const DEFAULT: [Section; 4] = [Self::Drain, Self::Latency, Self::Idle, Self::Startup];
+    const ALL: [Section; 5] = [
+        Self::Drain,
+        Self::Latency,
+        Self::Idle,
+        Self::Startup,
+        Self::Cost,
+    ];
 
     fn parse(raw: &str) -> anyhow::Result<Self> {
         match raw {
@@ -84,7 +96,8 @@ impl Section {
             "latency" => Ok(Self::Latency),
             "idle" => Ok(Self::Idle),
             "startup" => Ok(Self::Startup),
-            other => bail!("unknown section {other:?}: use drain, latency, idle, startup"),
+            "cost" => Ok(Self::Cost),
+            other => bail!("unknown section {other:?}: use drain, latency, idle, startup, cost"),
         }
     }
 }
@@ -105,7 +118,7 @@ impl Settings {
             repeats: 3,
             latency_repeats: 2,
             records: 100_000,
-            sections: Section::ALL.to_vec(),
+            sections: Section::DEFAULT.to_vec(),
             bench_mode: false,
         };
         let mut args = args.iter();
@@ -179,8 +192,13 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         PathBuf::new()
     };
     let header = header(settings.broker);
-    let broker = Broker::start(settings.broker, &work).await?;
-    eprintln!("broker: {} at {}", broker.kind.describe(), broker.bootstrap);
+    let broker = if settings.sections.iter().any(|s| *s != Section::Cost) {
+        let broker = Broker::start(settings.broker, &work).await?;
+        eprintln!("broker: {} at {}", broker.kind.describe(), broker.bootstrap);
+        Some(broker)
+    } else {
+        None
+    };
     let bench = Bench {
         bridge_bin,
         python,
@@ -192,11 +210,14 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         if !bench.settings.sections.contains(&section) {
             continue;
         }
-        let table = match section {
-            Section::Drain => drain::run(&bench, &broker).await,
-            Section::Latency => latency::run(&bench, &broker).await,
-            Section::Idle => idle::run(&bench, &broker).await,
-            Section::Startup => startup::run(&bench, &broker).await,
+        let table = match (section, &broker) {
+            // Blocks this thread while its own two threads run: nothing else runs meanwhile.
+            (Section::Cost, _) => cost::run(bench.settings.records),
+            (Section::Drain, Some(broker)) => drain::run(&bench, broker).await,
+            (Section::Latency, Some(broker)) => latency::run(&bench, broker).await,
+            (Section::Idle, Some(broker)) => idle::run(&bench, broker).await,
+            (Section::Startup, Some(broker)) => startup::run(&bench, broker).await,
+            (_, None) => bail!("no broker was started"),
         }
         .with_context(|| format!("{section:?} section"))?;
         let rendered = table.render();

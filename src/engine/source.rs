@@ -15,7 +15,6 @@ use crate::engine::readiness::Part;
 use crate::engine::recorder::DeliveryRecorder;
 use crate::engine::task::Task;
 use crate::engine::{Deps, EMBEDDED_ONLY_STANDALONE};
-use crate::event::http_binding::encode_binary_owned;
 use crate::event::{Mapper, RecordView};
 use crate::kafka::client_config::consumer_config;
 
@@ -30,12 +29,12 @@ struct SourceHandler {
 
 impl RecordHandler for SourceHandler {
     async fn handle(&self, record: &OwnedMessage, abort: &CancellationToken) -> Handled {
-        let event = {
+        let message = {
             let headers: Vec<(&str, Option<&[u8]>)> = record
                 .headers()
                 .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
                 .unwrap_or_default();
-            self.mapper.to_event(&RecordView {
+            self.mapper.to_http(&RecordView {
                 topic: record.topic(),
                 partition: record.partition(),
                 offset: record.offset(),
@@ -45,7 +44,6 @@ impl RecordHandler for SourceHandler {
                 value: record.payload(),
             })
         };
-        let message = encode_binary_owned(event);
         let started = Instant::now();
         let delivery = self
             .dispatcher

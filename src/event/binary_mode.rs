@@ -43,7 +43,7 @@ fn attribute_text(value: AttributeValue<'_>) -> Cow<'_, str> {
 /// `RFC3339Nano`): `Z` rather than `+00:00`, and a fraction with every digit the time holds but
 /// no trailing zeros (`.5`, not `.500`; none for a whole second), so a sink comparing strings
 /// sees what Knative sends and the value still round-trips.
-fn time_text(time: &DateTime<Utc>) -> String {
+pub(crate) fn time_text(time: &DateTime<Utc>) -> String {
     let mut text = time.to_rfc3339_opts(SecondsFormat::Nanos, true);
     // Nanos always writes `.` and nine digits before the final `Z`.
     text.pop();

@@ -56,21 +56,25 @@ fn encode_headers(event: &Event) -> HeaderMap {
         headers.append(header, visible_ascii_value(&percent::encode(&value)));
     });
     if let Some(content_type) = event.datacontenttype() {
-        // Content-Type is not percent-encoded; a value no header can hold (control characters)
-        // is sent percent-encoded rather than dropped.
-        let value = HeaderValue::from_bytes(content_type.as_bytes())
-            .unwrap_or_else(|_| visible_ascii_value(&percent::encode(content_type)));
-        headers.insert(CONTENT_TYPE, value);
+        headers.insert(CONTENT_TYPE, content_type_value(content_type));
     }
     headers
 }
 
+/// Content-Type is not percent-encoded; a value no header can hold (control characters) is sent
+/// percent-encoded rather than dropped.
+pub(crate) fn content_type_value(content_type: &str) -> HeaderValue {
+    HeaderValue::from_bytes(content_type.as_bytes())
+        .unwrap_or_else(|_| visible_ascii_value(&percent::encode(content_type)))
+}
+
 /// `value` is percent-encoded, hence visible ASCII, which every header value may hold.
-fn visible_ascii_value(value: &str) -> HeaderValue {
+pub(crate) fn visible_ascii_value(value: &str) -> HeaderValue {
     HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn header_name(attribute: &str) -> Option<HeaderName> {
+/// The `ce-*` header of an attribute or extension; `None` for a name no header can carry.
+pub(crate) fn header_name(attribute: &str) -> Option<HeaderName> {
     let known = match attribute {
         "specversion" => "ce-specversion",
         "id" => "ce-id",

@@ -8,15 +8,20 @@
 //! so an override wins over everything).
 //!
 //! This runs once per record: per-topic attributes are computed once in [`Mapper::new`], and a
-//! record's bytes are copied once, into the event.
+//! record's bytes are copied once, into the event. [`Mapper::to_http`] goes further for the
+//! KafkaSource's own delivery: a plain record becomes its HTTP message directly (see `to_http`).
 
 use chrono::{DateTime, Utc};
 use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesWriter, Data, Event};
 
+use super::http_binding::encode_binary_owned;
 use super::kafka_binding::{self, RecordHeader};
 use super::key::key_value;
+use super::HttpMessage;
 use crate::engine::plan::{KeyType, SourcePlan};
+
+mod to_http;
 
 /// The `type` of events mapped from plain records.
 pub const EVENT_TYPE: &str = "dev.knative.kafka.event";
@@ -48,6 +53,8 @@ pub struct Mapper {
     source_prefix: String,
     key_type: KeyType,
     overrides: Vec<(String, ExtensionValue)>,
+    /// The same source's headers, encoded once, for [`Mapper::to_http`].
+    headers: to_http::SharedHeaders,
 }
 
 impl Mapper {
@@ -70,14 +77,33 @@ impl Mapper {
                 .iter()
                 .map(|(name, value)| (name.clone(), ExtensionValue::String(value.clone())))
                 .collect(),
+            headers: to_http::SharedHeaders::new(plan),
         }
     }
 
     /// The event to deliver for `rec`.
     pub fn to_event(&self, rec: &RecordView<'_>) -> Event {
-        let mut event = match kafka_binding::decode(rec.headers, rec.value) {
-            Some(Ok(event)) => event,
-            Some(Err(err)) => {
+        match self.cloud_event(rec) {
+            Some(event) => self.with_metadata(event, rec),
+            None => self.with_metadata(self.plain_event(rec), rec),
+        }
+    }
+
+    /// The binary-mode HTTP message of the event to deliver for `rec`: the same as encoding
+    /// [`Mapper::to_event`]'s event, without building the event for a plain record.
+    pub fn to_http(&self, rec: &RecordView<'_>) -> HttpMessage {
+        match self.cloud_event(rec) {
+            Some(event) => encode_binary_owned(self.with_metadata(event, rec)),
+            None => self.headers.plain_message(rec, self.key_type),
+        }
+    }
+
+    /// The CloudEvent `rec` carries; `None` when it is to be mapped as a plain record, including
+    /// when it claims to be a CloudEvent but is not a valid one.
+    fn cloud_event(&self, rec: &RecordView<'_>) -> Option<Event> {
+        match kafka_binding::decode(rec.headers, rec.value)? {
+            Ok(event) => Some(event),
+            Err(err) => {
                 tracing::debug!(
                     topic = rec.topic,
                     partition = rec.partition,
@@ -85,10 +111,13 @@ impl Mapper {
                     error = %err,
                     "invalid CloudEvent record, delivered as a plain record"
                 );
-                self.plain_event(rec)
+                None
             }
-            None => self.plain_event(rec),
-        };
+        }
+    }
+
+    /// Adds the Kafka metadata and the overrides, which every event gets.
+    fn with_metadata(&self, mut event: Event, rec: &RecordView<'_>) -> Event {
         event.set_extension(PARTITION_EXTENSION, i64::from(rec.partition));
         event.set_extension(OFFSET_EXTENSION, rec.offset);
         for (name, value) in &self.overrides {

@@ -10,7 +10,7 @@ use crate::delivery::policy::{DeliveryPolicy, Target};
 use crate::engine::plan::{InitialOffset, KafkaConnection, Ordering, ResourceId};
 use crate::event::kafka_binding;
 
-fn plan(key_type: KeyType, overrides: &[(&str, &str)]) -> SourcePlan {
+pub(super) fn plan(key_type: KeyType, overrides: &[(&str, &str)]) -> SourcePlan {
     SourcePlan {
         id: ResourceId::new("ns", "src"),
         generation: 1,
@@ -30,7 +30,7 @@ fn plan(key_type: KeyType, overrides: &[(&str, &str)]) -> SourcePlan {
     }
 }
 
-fn record<'a>(headers: &'a [RecordHeader<'a>]) -> RecordView<'a> {
+pub(super) fn record<'a>(headers: &'a [RecordHeader<'a>]) -> RecordView<'a> {
     RecordView {
         topic: "orders",
         partition: 3,
