@@ -7,10 +7,12 @@
 //! the resume (both discarded as outdated by librdkafka's op versioning), leaving a partition
 //! assigned but never fetched. About 1 in 150 members hit it on a loaded 2-core machine.
 //! `KB_STUCK_ROUNDS` sets its rounds (default 3), `KB_STUCK_DEBUG` a librdkafka `debug` value
-//! (logged to stderr).
+//! (logged to stderr). The race needs the application to pause or resume a partition while
+//! librdkafka starts fetching it, so a deterministic test checks the consumer does neither.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use kafka_bridge::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
@@ -63,9 +65,19 @@ struct Member {
 }
 
 impl Member {
-    fn start(cluster: &Cluster, topic: &str, group: &str, tasks: &mut JoinSet<()>) -> Member {
+    /// Starts a member; `debug` is librdkafka's `debug` setting (else `KB_STUCK_DEBUG`'s).
+    fn start(
+        cluster: &Cluster,
+        topic: &str,
+        group: &str,
+        debug: Option<&str>,
+        tasks: &mut JoinSet<()>,
+    ) -> Member {
         let mut settings = ClientSettings::default();
-        if let Ok(debug) = std::env::var("KB_STUCK_DEBUG") {
+        let debug = debug
+            .map(str::to_string)
+            .or_else(|| std::env::var("KB_STUCK_DEBUG").ok());
+        if let Some(debug) = debug {
             settings.overrides.insert("debug".into(), debug);
         }
         // Quick rebalances: members notice a join or leave at their next heartbeat, and the mock
@@ -109,6 +121,41 @@ impl Member {
     }
 }
 
+/// Everything librdkafka logged so far in this test binary (its debug lines included). The first
+/// call installs the log subscriber, which also echoes to stderr when `KB_STUCK_DEBUG` is set.
+fn librdkafka_log() -> &'static Mutex<String> {
+    static LOG: OnceLock<Mutex<String>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        // Another subscriber may already be installed; the log then stays empty and the test
+        // reading it says so.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("librdkafka=debug")
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .try_init();
+        Mutex::new(String::new())
+    })
+}
+
+struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        librdkafka_log()
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_str(&String::from_utf8_lossy(buf));
+        if std::env::var_os("KB_STUCK_DEBUG").is_some() {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 async fn eventually(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
@@ -146,7 +193,8 @@ async fn stress_round(cluster: &Cluster, round: usize) -> Vec<String> {
         .map(|m| {
             let topic = format!("stuck-{round}-{m}");
             cluster.create_topic(&topic, 1, 1).expect("create topic");
-            let member = Member::start(cluster, &topic, &format!("group-{round}-{m}"), &mut tasks);
+            let group = format!("group-{round}-{m}");
+            let member = Member::start(cluster, &topic, &group, None, &mut tasks);
             (topic, member)
         })
         .collect();
@@ -170,12 +218,7 @@ async fn stress_round(cluster: &Cluster, round: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_new_partition_flows_when_many_consumers_join_at_once() {
-    if std::env::var("KB_STUCK_DEBUG").is_ok() {
-        tracing_subscriber::fmt()
-            .with_env_filter("librdkafka=debug,kafka_bridge=debug")
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    librdkafka_log();
     let rounds: usize = std::env::var("KB_STUCK_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -200,13 +243,13 @@ async fn a_partition_given_back_after_a_rebalance_flows_again() {
     cluster.create_topic(topic, 2, 1).expect("create topic");
     let producer = producer(&cluster);
     let mut tasks = JoinSet::new();
-    let first = Member::start(&cluster, topic, "given-back-group", &mut tasks);
+    let first = Member::start(&cluster, topic, "given-back-group", None, &mut tasks);
     let holds = |m: &Member, n| m.state.assigned_partitions() == n;
     assert!(eventually(ASSIGNED, || holds(&first, 2)).await);
 
     // A second member takes one partition away, then leaves and the first gets it back.
     let mut second_tasks = JoinSet::new();
-    let second = Member::start(&cluster, topic, "given-back-group", &mut second_tasks);
+    let second = Member::start(&cluster, topic, "given-back-group", None, &mut second_tasks);
     let split = || holds(&first, 1) && holds(&second, 1);
     assert!(eventually(ASSIGNED, split).await, "no rebalance to 1 + 1");
     second.stop();
@@ -225,4 +268,48 @@ async fn a_partition_given_back_after_a_rebalance_flows_again() {
     assert!(all, "wanted {wanted:?}, the first member got {:?}", got());
     first.stop();
     while tasks.join_next().await.is_some() {}
+}
+
+/// librdkafka discards a pause or resume the application issues while librdkafka starts fetching
+/// the partition (or discards its own fetch start instead), so the consumer must issue neither.
+/// librdkafka's debug log names threads it does not own `app`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_never_pauses_or_resumes_a_partition_itself() {
+    let log = librdkafka_log();
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let topic = "never-paused";
+    cluster.create_topic(topic, 2, 1).expect("create topic");
+    let mut tasks = JoinSet::new();
+    let member = Member::start(
+        &cluster,
+        topic,
+        "never-paused-group",
+        Some("topic"),
+        &mut tasks,
+    );
+    let state = &member.state;
+    assert!(eventually(ASSIGNED, || state.assigned_partitions() == 2).await);
+    let producer = producer(&cluster);
+    for partition in [0, 1] {
+        produce(&producer, topic, partition).await;
+    }
+    let arrived = eventually(ARRIVE, || member.handler.seen().len() == 2).await;
+    assert!(arrived, "got {:?}", member.handler.seen());
+    member.stop();
+    while tasks.join_next().await.is_some() {}
+
+    let text = log.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let ours: Vec<&str> = text.lines().filter(|l| l.contains(topic)).collect();
+    assert!(
+        ours.iter().any(|l| l.contains("Start consuming")),
+        "librdkafka's debug log was not captured"
+    );
+    let by_app: Vec<&&str> = ours
+        .iter()
+        .filter(|l| l.contains("[thrd:app]") && (l.contains("PAUSE") || l.contains("RESUME")))
+        .collect();
+    assert!(
+        by_app.is_empty(),
+        "paused or resumed by the application: {by_app:#?}"
+    );
 }
