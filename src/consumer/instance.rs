@@ -2,9 +2,10 @@
 //! queue and worker.
 //!
 //! Nothing waits on delivery here. A worker reads its partition only when it has room, so a slow
-//! partition holds back only itself, and librdkafka's bounded pre-fetch keeps memory flat. New
-//! partitions arrive paused (see [`BridgeContext`]); the loop splits off their queue, starts
-//! their worker, then resumes them, so no record of theirs passes through the shared queue.
+//! partition holds back only itself, and librdkafka's bounded pre-fetch keeps memory flat. A
+//! partition's queue is split off before it is assigned (see [`BridgeContext`]), so no record of
+//! it passes through the shared queue and it never needs pausing; the loop hands the queue to
+//! a new worker.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, TopicPartitionList};
+use rdkafka::ClientConfig;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -91,6 +92,8 @@ pub async fn run<H: RecordHandler>(
             resource: spec.resource.clone(),
             source,
         })?;
+    let consumer = Arc::new(consumer);
+    consumer.context().queues.attach(&consumer);
     let topics: Vec<&str> = spec.topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
@@ -100,7 +103,7 @@ pub async fn run<H: RecordHandler>(
             source,
         })?;
     let poll = PollLoop {
-        consumer: Arc::new(consumer),
+        consumer,
         state,
         handler,
         shutdown,
@@ -155,7 +158,8 @@ impl<H: RecordHandler> PollLoop<H> {
             if self.partitions.contains_key(&tp) {
                 continue;
             }
-            let Some(queue) = self.consumer.split_partition_queue(&tp.0, tp.1) else {
+            // Normally split before the assignment; splitting now is the fallback.
+            let Some(queue) = self.consumer.context().queues.get_or_split(&tp) else {
                 tracing::warn!(resource = %self.spec.resource, topic = %tp.0, partition = tp.1, "no queue for an assigned partition");
                 continue;
             };
@@ -173,13 +177,7 @@ impl<H: RecordHandler> PollLoop<H> {
                 abort: abort.clone(),
             };
             self.workers.spawn(worker.run());
-            self.partitions
-                .insert(tp.clone(), Assigned { epoch, abort });
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition(&tp.0, tp.1);
-            if let Err(error) = self.consumer.resume(&tpl) {
-                tracing::warn!(resource = %self.spec.resource, topic = %tp.0, partition = tp.1, %error, "resuming a new partition failed");
-            }
+            self.partitions.insert(tp, Assigned { epoch, abort });
         }
     }
 
@@ -208,5 +206,13 @@ impl<H: RecordHandler> PollLoop<H> {
             tracing::warn!("consumer close took longer than 10s");
         }
         state.clear();
+    }
+}
+
+impl<H> Drop for PollLoop<H> {
+    /// The partition queues hold the consumer; letting go of them here (also when the task is
+    /// dropped mid-way) lets the consumer close.
+    fn drop(&mut self) {
+        self.consumer.context().queues.clear();
     }
 }

@@ -5,6 +5,8 @@ pub mod context;
 pub mod handler;
 pub mod instance;
 pub mod offsets;
+mod partition_queues;
+mod watchdog;
 mod worker;
 
 pub use context::ConsumerState;

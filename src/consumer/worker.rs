@@ -4,10 +4,10 @@
 //! reading: librdkafka then stops fetching it once its bounded pre-fetch queue is full, and the
 //! other partitions are not affected.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use tokio::sync::Semaphore;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::context::{BridgeContext, TopicPartition};
 use super::handler::{Handled, RecordHandler};
 use super::offsets::OffsetTracker;
+use super::partition_queues::PartitionQueue;
 
 /// How a worker schedules deliveries.
 #[derive(Clone)]
@@ -28,7 +29,7 @@ pub(crate) struct Concurrency {
 
 pub(crate) struct Worker<H> {
     pub tp: TopicPartition,
-    pub queue: StreamPartitionQueue<BridgeContext>,
+    pub queue: Arc<PartitionQueue>,
     pub handler: Arc<H>,
     pub consumer: Arc<StreamConsumer<BridgeContext>>,
     pub concurrency: Concurrency,
@@ -44,6 +45,9 @@ impl<H: RecordHandler> Worker<H> {
         let mut in_flight = FuturesUnordered::new();
         let mut stopping = false;
         loop {
+            self.queue
+                .in_flight
+                .store(in_flight.len(), Ordering::Relaxed);
             if stopping && in_flight.is_empty() {
                 break;
             }
@@ -59,7 +63,7 @@ impl<H: RecordHandler> Worker<H> {
                         self.store(last);
                     }
                 }
-                received = self.queue.recv(),
+                received = self.queue.queue.recv(),
                     if !stopping && in_flight.len() < self.concurrency.per_partition =>
                 {
                     let record = match received {
