@@ -459,9 +459,12 @@ async fn attempt_timeout_cuts_a_slow_sink_short_then_dead_letters() {
     // request reaches the sink, so a first attempt that spent longer connecting than the second
     // arrives later relative to its timeout: allow 10 ms for that.
     assert_gaps(&gaps(&attempts), &[ms(240)]);
+    // The timeout runs from the send; the sink stamps the arrival, which lags the send by up to
+    // ~0.1 s on a loaded machine, so the dead letter follows the stamp by at least half the
+    // timeout. What matters is that it came long before the sink's answer would have.
     let to_dead_letter = letters[0].at.duration_since(attempts[1].at);
     assert!(
-        to_dead_letter >= ms(200) && to_dead_letter < slow,
+        to_dead_letter >= ms(100) && to_dead_letter < slow,
         "dead letter {to_dead_letter:?} after the last attempt; the sink answers after {slow:?}"
     );
     // A timeout has no status: reported as 500 with the cause in the error data.
