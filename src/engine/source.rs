@@ -158,9 +158,13 @@ async fn run(
             _ = gauges.tick() => {
                 metrics.lag.set(states.iter().map(|s| s.lag()).sum());
                 metrics.assigned.set(states.iter().map(|s| s.assigned_partitions() as i64).sum());
+                metrics
+                    .partitions_stalled
+                    .set(states.iter().map(|s| s.stalled_partitions() as i64).sum());
             }
         }
     }
     metrics.assigned.set(0);
+    metrics.partitions_stalled.set(0);
     tracing::info!(%resource, "source stopped");
 }

@@ -144,10 +144,14 @@ async fn run(
             _ = gauges.tick() => {
                 metrics.lag.set(gauges_state.lag());
                 metrics.assigned.set(gauges_state.assigned_partitions() as i64);
+                metrics
+                    .partitions_stalled
+                    .set(gauges_state.stalled_partitions() as i64);
             }
         }
     }
     metrics.assigned.set(0);
+    metrics.partitions_stalled.set(0);
 }
 
 struct SubscriberHandler {

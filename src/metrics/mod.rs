@@ -39,6 +39,7 @@ pub struct Metrics {
     latency: Family<ResourceLabels, Histogram, fn() -> Histogram>,
     lag: Family<ResourceLabels, Gauge>,
     assigned: Family<ResourceLabels, Gauge>,
+    partitions_stalled: Family<ResourceLabels, Gauge>,
     contract_errors: Counter,
 }
 
@@ -65,6 +66,7 @@ impl Metrics {
         let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         let lag = Family::default();
         let assigned = Family::default();
+        let partitions_stalled = Family::default();
         let ingress_events = Family::default();
         let contract_errors = Counter::default();
         registry.register(
@@ -126,6 +128,11 @@ impl Metrics {
             "Partitions assigned to this process",
             assigned.clone(),
         );
+        registry.register(
+            "consumer_partitions_stalled",
+            "Assigned partitions with records waiting (or not fetching) while nothing moved for 30 s",
+            partitions_stalled.clone(),
+        );
         Self {
             registry,
             ingress_events,
@@ -138,6 +145,7 @@ impl Metrics {
             latency,
             lag,
             assigned,
+            partitions_stalled,
             contract_errors,
         }
     }
@@ -176,6 +184,7 @@ impl Metrics {
             latency: self.latency.get_or_create(&labels).clone(),
             lag: self.lag.get_or_create(&labels).clone(),
             assigned: self.assigned.get_or_create(&labels).clone(),
+            partitions_stalled: self.partitions_stalled.get_or_create(&labels).clone(),
         }
     }
 
@@ -221,6 +230,7 @@ pub struct ResourceMetrics {
     pub latency: Histogram,
     pub lag: Gauge,
     pub assigned: Gauge,
+    pub partitions_stalled: Gauge,
 }
 
 /// One channel's ingress series.
