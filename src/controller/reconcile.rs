@@ -31,7 +31,7 @@ use super::conditions::{self, READY, TRUE};
 use super::contract_store::{ContractStore, Entry};
 use super::dataplane::{observe_channel, observe_source, DataPlaneClient};
 use super::error::ControllerError;
-use super::lookup::References;
+use super::lookup::{Fetched, References};
 use super::source;
 
 pub const SOURCE_FINALIZER: &str = "kafkasources.sources.knative.dev";
@@ -88,12 +88,10 @@ async fn apply_source(source: &KafkaSource, ctx: &Context) -> Result<Action, Con
         &observe_source(&report, &id),
         &now(),
     );
-    let before = source.status.as_ref().map(|s| s.conditions.as_slice());
-    announce(ctx, source, before.unwrap_or_default(), &status.conditions).await;
-    if source.status.as_ref() != Some(&status) {
-        ctx.cluster.patch_status(source, &status).await?;
-    }
-    Ok(next_look(&status.conditions))
+    write_status(ctx, source, source.status.as_ref(), &status, |s| {
+        &s.conditions
+    })
+    .await
 }
 
 pub async fn reconcile_channel(
@@ -151,12 +149,10 @@ async fn apply_channel(channel: &KafkaChannel, ctx: &Context) -> Result<Action, 
         &observe_channel(&report, &id),
         &now(),
     );
-    let before = channel.status.as_ref().map(|s| s.conditions.as_slice());
-    announce(ctx, channel, before.unwrap_or_default(), &status.conditions).await;
-    if channel.status.as_ref() != Some(&status) {
-        ctx.cluster.patch_status(channel, &status).await?;
-    }
-    Ok(next_look(&status.conditions))
+    write_status(ctx, channel, channel.status.as_ref(), &status, |s| {
+        &s.conditions
+    })
+    .await
 }
 
 /// Out of the data plane first (no more events written or read), then the topic goes, as in
@@ -165,7 +161,7 @@ async fn apply_channel(channel: &KafkaChannel, ctx: &Context) -> Result<Action, 
 async fn cleanup_channel(channel: &KafkaChannel, ctx: &Context) -> Result<Action, ControllerError> {
     let id = id_of(channel)?;
     ctx.contract.set(Entry::Channel(id.clone(), None)).await?;
-    let mut fetched = ctx.cluster.fetch(&References::default()).await?;
+    let mut fetched = Fetched::new(ctx.cluster.cluster_domain.clone());
     let connection = match ctx.cluster.channel_config(&mut fetched).await? {
         Some(config) => {
             channel_config::kafka_connection(&config, &fetched).map_err(|e| e.to_string())
@@ -181,6 +177,30 @@ async fn cleanup_channel(channel: &KafkaChannel, ctx: &Context) -> Result<Action
         ),
     }
     Ok(Action::await_change())
+}
+
+/// The shared end of both reconciles: announce a change of `Ready`, write `status` when it
+/// differs from `current`, and choose when to look again.
+async fn write_status<K, S>(
+    ctx: &Context,
+    object: &K,
+    current: Option<&S>,
+    status: &S,
+    conditions: impl Fn(&S) -> &[Condition],
+) -> Result<Action, ControllerError>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    S: PartialEq + serde::Serialize,
+{
+    let before = current.map(&conditions).unwrap_or_default();
+    announce(ctx, object, before, conditions(status)).await;
+    if current != Some(status) {
+        ctx.cluster.patch_status(object, status).await?;
+    }
+    Ok(next_look(conditions(status)))
 }
 
 /// Requeue delay after an error: doubling per consecutive failure of the same object, from 1 s
