@@ -16,8 +16,8 @@ use kafka_bridge::delivery::{DeliveryPolicy, Dispatcher, Outcome, Subscriber, Ta
 use kafka_bridge::engine::plan::{
     InitialOffset, KafkaConnection, KeyType, Ordering, ResourceId, SourcePlan,
 };
-use kafka_bridge::event::{Mapper, RecordView};
-use rdkafka::message::{Headers as _, Message as _, OwnedMessage};
+use kafka_bridge::event::Mapper;
+use rdkafka::message::OwnedMessage;
 use rdkafka::Timestamp;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -135,19 +135,7 @@ async fn deliver_all(url: &str, records: u64) -> anyhow::Result<(Duration, u64)>
         async move {
             // What the consumer worker does to every record before handing it over.
             let record = record.clone();
-            let headers: Vec<(&str, Option<&[u8]>)> = record
-                .headers()
-                .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-                .unwrap_or_default();
-            let message = mapper.to_http(&RecordView {
-                topic: record.topic(),
-                partition: record.partition(),
-                offset: record.offset(),
-                timestamp_ms: record.timestamp().to_millis(),
-                key: record.key(),
-                headers: &headers,
-                value: record.payload(),
-            });
+            let message = mapper.message_to_http(&record);
             dispatcher.deliver(subscriber, &message, cancel, &()).await
         }
     };

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::OwnedMessage;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +15,7 @@ use crate::engine::readiness::Part;
 use crate::engine::recorder::DeliveryRecorder;
 use crate::engine::task::Task;
 use crate::engine::{Deps, EMBEDDED_ONLY_STANDALONE};
-use crate::event::{Mapper, RecordView};
+use crate::event::Mapper;
 use crate::kafka::client_config::consumer_config;
 
 pub(crate) const KIND: &str = "KafkaSource";
@@ -29,21 +29,7 @@ struct SourceHandler {
 
 impl RecordHandler for SourceHandler {
     async fn handle(&self, record: &OwnedMessage, abort: &CancellationToken) -> Handled {
-        let message = {
-            let headers: Vec<(&str, Option<&[u8]>)> = record
-                .headers()
-                .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-                .unwrap_or_default();
-            self.mapper.to_http(&RecordView {
-                topic: record.topic(),
-                partition: record.partition(),
-                offset: record.offset(),
-                timestamp_ms: record.timestamp().to_millis(),
-                key: record.key(),
-                headers: &headers,
-                value: record.payload(),
-            })
-        };
+        let message = self.mapper.message_to_http(record);
         let started = Instant::now();
         let delivery = self
             .dispatcher

@@ -91,6 +91,24 @@ impl Mapper {
 
     /// The binary-mode HTTP message of the event to deliver for `rec`: the same as encoding
     /// [`Mapper::to_event`]'s event, without building the event for a plain record.
+    /// [`Mapper::to_http`] of a record as the Kafka client hands it over.
+    pub fn message_to_http(&self, record: &impl rdkafka::Message) -> HttpMessage {
+        use rdkafka::message::Headers;
+        let headers: Vec<RecordHeader<'_>> = record
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+            .unwrap_or_default();
+        self.to_http(&RecordView {
+            topic: record.topic(),
+            partition: record.partition(),
+            offset: record.offset(),
+            timestamp_ms: record.timestamp().to_millis(),
+            key: record.key(),
+            headers: &headers,
+            value: record.payload(),
+        })
+    }
+
     pub fn to_http(&self, rec: &RecordView<'_>) -> HttpMessage {
         match self.cloud_event(rec) {
             Some(event) => encode_binary_owned(self.with_metadata(event, rec)),
