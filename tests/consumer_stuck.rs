@@ -15,10 +15,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use kafka_bridge::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
+use kafka_bridge::consumer::{
+    self, ConsumerSpec, ConsumerState, Handled, Position, RecordHandler, Shutdown,
+};
 use kafka_bridge::engine::plan::{InitialOffset, KafkaConnection};
 use kafka_bridge::kafka::client_config::{consumer_config, ClientSettings};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
@@ -48,11 +50,15 @@ impl Recording {
 }
 
 impl RecordHandler for Recording {
-    async fn handle(&self, record: &OwnedMessage, _abort: &CancellationToken) -> Handled {
+    type Prepared = ();
+
+    fn prepare(&self, _record: &impl Message) {}
+
+    async fn handle(&self, (): (), at: Position, _abort: &CancellationToken) -> Handled {
         self.seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push((record.partition(), record.offset()));
+            .push((at.partition, at.offset));
         Handled::Settled
     }
 }

@@ -53,13 +53,15 @@ impl Bridge {
         if let Some(extra) = std::env::var_os("BENCH_BRIDGE_ARGS") {
             command.args(extra.to_string_lossy().split_whitespace());
         }
-        let spawned_at = Instant::now();
-        let proc = Proc::spawn(label, command, &work.join(format!("{label}.log")))?;
+        // Built before the clock starts: setting up its TLS roots takes longer than the
+        // bridge takes to come up.
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(2))
             .build()
             .context("building the admin client")?;
+        let spawned_at = Instant::now();
+        let proc = Proc::spawn(label, command, &work.join(format!("{label}.log")))?;
         Ok(Self {
             proc,
             spawned_at,

@@ -1,6 +1,6 @@
-//! Cost: CPU per event of the source path alone, without Kafka: each record is copied out as the
-//! consumer worker does (`detach`), mapped to a CloudEvent, encoded for HTTP and delivered to a
-//! 202 sink, with the KafkaSource handler's own calls (`Mapper::to_http`, `Dispatcher::deliver`).
+//! Cost: CPU per event of the source path alone, without Kafka: each stored record is mapped to a
+//! CloudEvent, encoded for HTTP and delivered to a 202 sink, with the KafkaSource handler's own
+//! calls (`Mapper::message_to_http`, `Dispatcher::deliver`), as the consumer worker makes them.
 //!
 //! The delivering side runs on one thread with a current-thread runtime and the sink on another,
 //! so the delivering thread's CPU time is the bridge's share alone. CPU time on a shared machine
@@ -125,7 +125,7 @@ fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn deliver_all(url: &str, records: u64) -> anyhow::Result<(Duration, u64)> {
     let plan = plan(url)?;
     let mapper = Mapper::new(&plan);
-    let dispatcher = Dispatcher::new()?;
+    let dispatcher = Dispatcher::new();
     let subscriber = Subscriber::new(plan.sink.clone(), plan.delivery.clone(), "bench")?;
     let cancel = CancellationToken::new();
     let stored = stored_records();
@@ -133,9 +133,8 @@ async fn deliver_all(url: &str, records: u64) -> anyhow::Result<(Duration, u64)>
         let record = &stored[(n % stored.len() as u64) as usize];
         let (mapper, dispatcher, subscriber, cancel) = (&mapper, &dispatcher, &subscriber, &cancel);
         async move {
-            // What the consumer worker does to every record before handing it over.
-            let record = record.clone();
-            let message = mapper.message_to_http(&record);
+            // What the consumer worker does to every record, librdkafka's copy in hand.
+            let message = mapper.message_to_http(record);
             dispatcher.deliver(subscriber, &message, cancel, &()).await
         }
     };

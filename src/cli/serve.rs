@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use kafka_bridge::admin;
 use kafka_bridge::engine::readiness::{Readiness, ReadyWhen};
-use kafka_bridge::engine::{Engine, EngineError, EngineOptions};
+use kafka_bridge::engine::{Engine, EngineOptions};
 use kafka_bridge::ingress::{self, IngressOptions};
 use kafka_bridge::kafka::client_config::ClientSettings;
 use kafka_bridge::metrics::Metrics;
@@ -43,12 +43,12 @@ pub struct EngineArgs {
 
 type Server = JoinHandle<std::io::Result<()>>;
 
-/// The engine being built: building the HTTP client loads the system's TLS roots (~100 ms), so
-/// it happens off the runtime while the caller reads its configuration.
+/// The engine, built while the caller reads its configuration; it starts serving in
+/// [`Starting::serve`].
 pub struct Starting {
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
-    engine: JoinHandle<Result<Engine, EngineError>>,
+    engine: Engine,
 }
 
 /// The engine running, with its servers.
@@ -72,10 +72,7 @@ impl Starting {
                 overrides: args.kafka_config.iter().cloned().collect(),
             },
         };
-        let engine = {
-            let (metrics, readiness) = (Arc::clone(&metrics), readiness.clone());
-            tokio::task::spawn_blocking(move || Engine::new(options, metrics, readiness))
-        };
+        let engine = Engine::new(options, Arc::clone(&metrics), readiness.clone());
         Self {
             metrics,
             readiness,
@@ -94,7 +91,7 @@ impl Starting {
             admin::router(self.readiness.clone(), Arc::clone(&self.metrics)),
             stop.clone(),
         ));
-        let engine = self.engine.await.context("creating the engine")??;
+        let engine = self.engine;
         let ingress = if with_ingress {
             let listener = tokio::net::TcpListener::bind(args.ingress_addr)
                 .await

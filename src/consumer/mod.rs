@@ -10,6 +10,6 @@ mod watchdog;
 mod worker;
 
 pub use context::ConsumerState;
-pub use handler::{Handled, RecordHandler};
+pub use handler::{Handled, Position, RecordHandler};
 pub use instance::{run, ConsumerError, ConsumerSpec, Shutdown};
 pub use rdkafka::message::OwnedMessage as Record;

@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::context::{BridgeContext, TopicPartition};
-use super::handler::{Handled, RecordHandler};
+use super::handler::{Handled, Position, RecordHandler};
 use super::offsets::OffsetTracker;
 use super::partition_queues::PartitionQueue;
 
@@ -41,6 +41,7 @@ pub(crate) struct Worker<H> {
 
 impl<H: RecordHandler> Worker<H> {
     pub async fn run(self) {
+        let topic: Arc<str> = Arc::from(self.tp.0.as_str());
         let mut tracker = OffsetTracker::default();
         let mut in_flight = FuturesUnordered::new();
         let mut stopping = false;
@@ -66,15 +67,19 @@ impl<H: RecordHandler> Worker<H> {
                 received = self.queue.queue.recv(),
                     if !stopping && in_flight.len() < self.concurrency.per_partition =>
                 {
-                    let record = match received {
-                        Ok(message) => message.detach(),
+                    let (prepared, offset) = match received {
+                        Ok(message) => (self.handler.prepare(&message), message.offset()),
                         Err(error) => {
                             tracing::warn!(topic = %self.tp.0, partition = self.tp.1, %error, "kafka consume error");
                             continue;
                         }
                     };
-                    let offset = record.offset();
                     tracker.start(offset);
+                    let at = Position {
+                        topic: Arc::clone(&topic),
+                        partition: self.tp.1,
+                        offset,
+                    };
                     let handler = Arc::clone(&self.handler);
                     let shared = self.concurrency.shared.clone();
                     let abort = self.abort.clone();
@@ -84,7 +89,7 @@ impl<H: RecordHandler> Worker<H> {
                             Some(semaphore) => semaphore.acquire_owned().await.ok(),
                             None => None,
                         };
-                        (offset, handler.handle(&record, &abort).await)
+                        (offset, handler.handle(prepared, at, &abort).await)
                     });
                 }
                 () = self.stop.cancelled(), if !stopping => stopping = true,

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::client::Clients;
+use super::client::{Client, Clients};
 use super::dead_letter::dead_letter_message;
 use super::observer::{DeliveryObserver, Leg};
 use super::policy::{DeliveryPolicy, Target};
@@ -41,8 +42,12 @@ const PREFER_REPLY: HeaderValue = HeaderValue::from_static("reply");
 /// Where and how one event is delivered.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
-    pub target: Target,
-    pub policy: DeliveryPolicy,
+    target: Target,
+    policy: DeliveryPolicy,
+    /// The target's and the dead-letter sink's URLs as request URIs, parsed once here rather
+    /// than per request.
+    target_uri: Uri,
+    dead_letter_uri: Option<Uri>,
     /// Sent as `Kn-Namespace`; kept as a header value so no request re-validates it.
     namespace: HeaderValue,
 }
@@ -55,17 +60,50 @@ impl Subscriber {
     ) -> Result<Self, DeliveryError> {
         let namespace = HeaderValue::from_str(namespace)
             .map_err(|_| DeliveryError::InvalidNamespace(namespace.to_owned()))?;
+        let target_uri = request_uri(&target.url)?;
+        let dead_letter_uri = policy
+            .dead_letter
+            .as_ref()
+            .map(|t| request_uri(&t.url))
+            .transpose()?;
         Ok(Self {
             target,
             policy,
+            target_uri,
+            dead_letter_uri,
             namespace,
         })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn policy(&self) -> &DeliveryPolicy {
+        &self.policy
+    }
+
+    /// The dead-letter sink, with its request URI.
+    fn dead_letter(&self) -> Option<(&Target, &Uri)> {
+        self.policy
+            .dead_letter
+            .as_ref()
+            .zip(self.dead_letter_uri.as_ref())
     }
 
     pub fn namespace(&self) -> &str {
         // Built from a &str in `new`, so always UTF-8.
         self.namespace.to_str().unwrap_or_default()
     }
+}
+
+/// `url` as a request URI. The fragment is dropped: it is never sent.
+fn request_uri(url: &Url) -> Result<Uri, DeliveryError> {
+    let without_fragment = match url.fragment() {
+        Some(_) => &url[..url::Position::AfterQuery],
+        None => url.as_str(),
+    };
+    Uri::try_from(without_fragment).map_err(|_| DeliveryError::InvalidUrl(url.clone()))
 }
 
 /// How a delivery settled.
@@ -110,10 +148,11 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new() -> Result<Self, DeliveryError> {
-        Ok(Self {
-            clients: Arc::new(Clients::new()?),
-        })
+    /// A dispatcher with empty pools; TLS is set up on the first `https` target.
+    pub fn new() -> Self {
+        Self {
+            clients: Arc::new(Clients::new()),
+        }
     }
 
     /// Builds (and caches) the client for `target` now, so a bad `CACerts` is reported when the
@@ -159,7 +198,11 @@ impl Dispatcher {
         // never given up, and each round waits at least ROUND_WAIT_MIN.
         loop {
             let failure = match run
-                .send(Leg::Subscriber, &subscriber.target, message)
+                .send(
+                    Leg::Subscriber,
+                    (&subscriber.target, &subscriber.target_uri),
+                    message,
+                )
                 .await?
             {
                 Ok(response) => {
@@ -168,7 +211,7 @@ impl Dispatcher {
                 Err(failure) => failure,
             };
             let status = failure.status();
-            let Some(dead_letter) = &subscriber.policy.dead_letter else {
+            let Some((dead_letter, dead_letter_uri)) = subscriber.dead_letter() else {
                 let reason = match (failure.verdict(), status) {
                     (Verdict::Reject, Some(status)) => DropReason::Rejected { status },
                     _ => DropReason::RetriesExhausted { status },
@@ -180,7 +223,10 @@ impl Dispatcher {
             };
             let letter = dead_letter_message(message, &subscriber.target.url, &failure);
             drop(failure);
-            match run.send(Leg::DeadLetter, dead_letter, &letter).await? {
+            match run
+                .send(Leg::DeadLetter, (dead_letter, dead_letter_uri), &letter)
+                .await?
+            {
                 Ok(_) => return Ok(run.settle(Outcome::DeadLettered { status }, stalled_rounds)),
                 Err(dls_failure) => {
                     stalled_rounds = stalled_rounds.saturating_add(1);
@@ -198,6 +244,12 @@ impl Dispatcher {
                 }
             }
         }
+    }
+}
+
+impl Default for Dispatcher {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -264,7 +316,7 @@ impl Run<'_> {
     async fn send(
         &mut self,
         leg: Leg,
-        target: &Target,
+        (target, uri): (&Target, &Uri),
         message: &HttpMessage,
     ) -> Result<Result<Response, Failure>, Cancelled> {
         let policy = &self.subscriber.policy;
@@ -285,7 +337,7 @@ impl Run<'_> {
             let started = Instant::now();
             let request = attempt(
                 &client,
-                &target.url,
+                uri,
                 message,
                 &self.subscriber.namespace,
                 policy.timeout,
@@ -337,66 +389,89 @@ impl Run<'_> {
     }
 }
 
-/// One POST of `message` to `url`.
+/// One POST of `message` to `uri`, with `timeout` covering the answer and its body.
 async fn attempt(
-    client: &reqwest::Client,
-    url: &Url,
+    client: &Client,
+    uri: &Uri,
     message: &HttpMessage,
     namespace: &HeaderValue,
     timeout: Option<Duration>,
 ) -> Result<Response, Failure> {
-    let mut request = reqwest::Request::new(Method::POST, url.clone());
-    // Sized up front so adding our two headers and reqwest's `accept` never regrows the map;
+    let mut request = http::Request::new(Full::new(message.body.clone()));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = uri.clone();
+    // Sized up front so adding our two headers and the client's `host` never regrows the map;
     // names and values are reference-counted, so copying them does not copy their bytes.
-    let mut headers = HeaderMap::with_capacity(message.headers.len() + 3);
+    let headers = request.headers_mut();
+    headers.reserve(message.headers.len() + 3);
     for (name, value) in &message.headers {
         headers.append(name.clone(), value.clone());
     }
     headers.insert(PREFER, PREFER_REPLY);
     headers.insert(KN_NAMESPACE, namespace.clone());
-    *request.headers_mut() = headers;
-    *request.body_mut() = Some(message.body.clone().into());
-    *request.timeout_mut() = timeout;
-    let response = client
-        .execute(request)
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let response = within(deadline, client.request(request))
         .await
+        .ok_or_else(|| Failure::Transport {
+            timeout: true,
+            message: "timed out waiting for the response".into(),
+        })?
         .map_err(|err| Failure::Transport {
-            timeout: err.is_timeout(),
+            timeout: false,
             message: error_chain(&err),
         })?;
-    Ok(read_response(response).await)
+    Ok(read_response(response, deadline).await)
+}
+
+/// `work`'s output, or `None` when `deadline` passed first.
+async fn within<T>(deadline: Option<Instant>, work: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), work).await.ok(),
+        None => Some(work.await),
+    }
 }
 
 /// Reads the response, its body up to [`BODY_LIMIT`]. A body that fails midway (reset, timeout)
 /// keeps what arrived and is marked truncated: the status already decided the outcome, and
 /// retrying a 2xx would deliver the event twice.
-async fn read_response(mut response: reqwest::Response) -> Response {
-    let status = response.status();
-    let headers = std::mem::take(response.headers_mut());
+async fn read_response(
+    response: http::Response<hyper::body::Incoming>,
+    deadline: Option<Instant>,
+) -> Response {
+    let (parts, mut incoming) = response.into_parts();
+    let status = parts.status;
     let mut body = Body::default();
     let mut truncated = false;
-    // Bounded: each pass adds a non-empty chunk until the limit, or ends.
+    // Bounded: each pass adds a frame until the limit, or ends.
     loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > BODY_LIMIT {
-                    body.push(chunk.slice(..BODY_LIMIT - body.len()));
-                    truncated = true;
-                    break;
-                }
-                body.push(chunk);
-            }
-            Ok(None) => break,
-            Err(err) => {
+        let frame = match within(deadline, incoming.frame()).await {
+            Some(Some(Ok(frame))) => frame,
+            Some(None) => break,
+            Some(Some(Err(err))) => {
                 tracing::debug!(%status, error = %error_chain(&err), "response body cut short");
                 truncated = true;
                 break;
             }
+            None => {
+                tracing::debug!(%status, "response body timed out");
+                truncated = true;
+                break;
+            }
+        };
+        // Trailers carry no body bytes.
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        if body.len() + chunk.len() > BODY_LIMIT {
+            body.push(chunk.slice(..BODY_LIMIT - body.len()));
+            truncated = true;
+            break;
         }
+        body.push(chunk);
     }
     Response {
         status,
-        headers,
+        headers: parts.headers,
         body: body.into_bytes(),
         truncated,
     }
@@ -445,8 +520,8 @@ impl Body {
     }
 }
 
-/// An error with its causes, `a: b: c`: reqwest's own message alone ("error sending request")
-/// hides the useful part ("Connection refused").
+/// An error with its causes, `a: b: c`: the client's own message alone ("client error
+/// (Connect)") hides the useful part ("Connection refused").
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
@@ -490,6 +565,27 @@ mod tests {
         body.push(Bytes::from_static(b"e"));
         assert_eq!(body.len(), 5);
         assert_eq!(body.into_bytes(), Bytes::from_static(b"abcde"));
+    }
+
+    #[test]
+    fn request_uris_keep_path_and_query_and_drop_the_fragment() {
+        let cases = [
+            (
+                "http://sink.ns.svc.cluster.local",
+                "http://sink.ns.svc.cluster.local/",
+            ),
+            (
+                "http://127.0.0.1:8080/a/b?x=1&y=2",
+                "http://127.0.0.1:8080/a/b?x=1&y=2",
+            ),
+            ("https://sink/path#fragment", "https://sink/path"),
+            ("http://sink/p?q=1#f", "http://sink/p?q=1"),
+            ("http://[::1]:9/", "http://[::1]:9/"),
+        ];
+        for (url, want) in cases {
+            let uri = request_uri(&Url::parse(url).unwrap()).unwrap();
+            assert_eq!(uri.to_string(), want, "{url}");
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod response;
 mod test_server;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 pub use dispatcher::{
     AcceptAll, AcceptResponse, Cancelled, Delivery, Dispatcher, DropReason, Outcome, Subscriber,
@@ -27,12 +29,16 @@ pub use response::{Failure, Response};
 /// Errors setting up delivery; failures of a delivery itself are [`Outcome`]s, not errors.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("cannot build the HTTP client")]
-    Client(#[source] reqwest::Error),
-    #[error("invalid CA certificates (CACerts) for a delivery target")]
-    CaCerts(#[source] reqwest::Error),
+    #[error("cannot set up TLS for delivery targets")]
+    Tls(#[source] native_tls::Error),
+    #[error("CA certificates (CACerts) for a delivery target are not valid PEM")]
+    CaPem(#[source] pem::PemError),
+    #[error("invalid CA certificate (CACerts) for a delivery target")]
+    CaCerts(#[source] native_tls::Error),
     #[error("CA certificates (CACerts) for a delivery target hold no PEM certificate")]
     NoCaCerts,
+    #[error("{0} cannot be sent a request")]
+    InvalidUrl(url::Url),
     #[error("namespace {0:?} cannot be sent as the Kn-Namespace header")]
     InvalidNamespace(String),
 }

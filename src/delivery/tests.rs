@@ -83,10 +83,9 @@ impl DeliveryObserver for Recorder {
     }
 }
 
-/// Delivers with a dispatcher of its own. Building one costs ~100 ms (TLS setup), so loops share
-/// one through [`deliver_with`].
+/// Delivers with a dispatcher of its own (fresh connection pools); [`deliver_with`] shares one.
 async fn deliver_observed(subscriber: &Subscriber, observer: &Recorder) -> Delivery {
-    deliver_with(&Dispatcher::new().unwrap(), subscriber, observer).await
+    deliver_with(&Dispatcher::new(), subscriber, observer).await
 }
 
 async fn deliver_with(
@@ -394,7 +393,7 @@ async fn keeps_retrying_whole_rounds_while_the_dead_letter_sink_fails() {
     let dls = TestServer::start([Reply::status(503)]).await;
     let subscriber = with_dead_letter(&sink.url, &dls.url, 1);
     let observer = Recorder::default();
-    let dispatcher = Dispatcher::new().unwrap();
+    let dispatcher = Dispatcher::new();
     let cancel = CancellationToken::new();
 
     let recover = async {
@@ -440,7 +439,7 @@ async fn keeps_retrying_whole_rounds_while_the_dead_letter_sink_fails() {
 async fn cancellation_interrupts_an_attempt() {
     let sink = TestServer::start([Reply::status(202).delay(Duration::from_secs(10))]).await;
     let subscriber = subscriber(&sink.url, policy(3, BackoffPolicy::Linear, 1));
-    let dispatcher = Dispatcher::new().unwrap();
+    let dispatcher = Dispatcher::new();
     let cancel = CancellationToken::new();
     let started = Instant::now();
     let cancel_soon = async {
@@ -460,7 +459,7 @@ async fn cancellation_interrupts_an_attempt() {
 async fn cancellation_interrupts_a_backoff_wait() {
     let sink = TestServer::start([Reply::status(500)]).await;
     let subscriber = subscriber(&sink.url, policy(3, BackoffPolicy::Linear, 10_000));
-    let dispatcher = Dispatcher::new().unwrap();
+    let dispatcher = Dispatcher::new();
     let cancel = CancellationToken::new();
     let started = Instant::now();
     let cancel_soon = async {
@@ -482,7 +481,7 @@ async fn cancelled_before_start_sends_nothing() {
     let sink = TestServer::start([]).await;
     let cancel = CancellationToken::new();
     cancel.cancel();
-    let dispatcher = Dispatcher::new().unwrap();
+    let dispatcher = Dispatcher::new();
     let result = dispatcher
         .deliver(
             &subscriber(&sink.url, policy(0, BackoffPolicy::Linear, 1)),
@@ -509,7 +508,7 @@ async fn response_bodies_are_capped() {
 #[test]
 fn delivery_future_is_send() {
     fn assert_send<T: Send>(_: &T) {}
-    let dispatcher = Dispatcher::new().unwrap();
+    let dispatcher = Dispatcher::new();
     let subscriber = subscriber(
         &Url::parse("http://127.0.0.1:1/").unwrap(),
         policy(0, BackoffPolicy::Linear, 1),
@@ -522,7 +521,7 @@ fn delivery_future_is_send() {
 async fn reuses_one_connection_across_deliveries_and_failed_attempts() {
     let sink = TestServer::start([Reply::status(500).body("retry me"), Reply::status(202)]).await;
     let subscriber = subscriber(&sink.url, policy(1, BackoffPolicy::Linear, 1));
-    let dispatcher = Dispatcher::new().unwrap();
+    let dispatcher = Dispatcher::new();
     let clone = dispatcher.clone();
     for _ in 0..10 {
         deliver_with(&dispatcher, &subscriber, &Recorder::default()).await;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use crate::delivery::{DeliveryError, Dispatcher};
+use crate::delivery::Dispatcher;
 use crate::ingress::{Producers, Routes};
 use crate::kafka::client_config::ClientSettings;
 use crate::metrics::Metrics;
@@ -67,12 +67,6 @@ impl EngineOptions {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("creating the HTTP client: {0}")]
-    Http(#[from] DeliveryError),
-}
-
 /// What every running resource shares.
 pub(crate) struct Deps {
     pub dispatcher: Dispatcher,
@@ -97,24 +91,20 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(
-        options: EngineOptions,
-        metrics: Arc<Metrics>,
-        readiness: Readiness,
-    ) -> Result<Self, EngineError> {
+    pub fn new(options: EngineOptions, metrics: Arc<Metrics>, readiness: Readiness) -> Self {
         let deps = Deps {
-            dispatcher: Dispatcher::new()?,
+            dispatcher: Dispatcher::new(),
             routes: Routes::new(Arc::clone(&metrics)),
             producers: Producers::new(options.client.clone()),
             metrics,
             readiness,
             options,
         };
-        Ok(Self {
+        Self {
             deps: Arc::new(deps),
             sources: BTreeMap::new(),
             channels: BTreeMap::new(),
-        })
+        }
     }
 
     /// The route table the channel ingress serves from.

@@ -3,9 +3,7 @@
 
 use std::time::Instant;
 
-use rdkafka::message::{Message, OwnedMessage};
-
-use crate::consumer::Handled;
+use crate::consumer::{Handled, Position};
 use crate::delivery::{Cancelled, Delivery, DeliveryObserver, Leg, Outcome};
 use crate::metrics::ResourceMetrics;
 
@@ -20,7 +18,7 @@ impl DeliveryRecorder {
     /// may be committed. A reply from a source's sink is discarded, as in Knative.
     pub fn settle(
         &self,
-        record: &OwnedMessage,
+        at: &Position,
         started: Instant,
         delivery: Result<Delivery, Cancelled>,
     ) -> Handled {
@@ -36,9 +34,9 @@ impl DeliveryRecorder {
             Outcome::Dropped { reason } => {
                 tracing::warn!(
                     resource = %self.resource,
-                    topic = record.topic(),
-                    partition = record.partition(),
-                    offset = record.offset(),
+                    topic = &*at.topic,
+                    partition = at.partition,
+                    offset = at.offset,
                     ?reason,
                     "event dropped: delivery failed and no dead-letter sink is configured"
                 );

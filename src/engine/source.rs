@@ -4,18 +4,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::Message;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
+use crate::consumer::{
+    self, ConsumerSpec, ConsumerState, Handled, Position, RecordHandler, Shutdown,
+};
 use crate::delivery::{DeliveryError, Dispatcher, Subscriber};
 use crate::engine::plan::SourcePlan;
 use crate::engine::readiness::Part;
 use crate::engine::recorder::DeliveryRecorder;
 use crate::engine::task::Task;
 use crate::engine::{Deps, EMBEDDED_ONLY_STANDALONE};
-use crate::event::Mapper;
+use crate::event::{HttpMessage, Mapper};
 use crate::kafka::client_config::consumer_config;
 
 pub(crate) const KIND: &str = "KafkaSource";
@@ -28,14 +30,24 @@ struct SourceHandler {
 }
 
 impl RecordHandler for SourceHandler {
-    async fn handle(&self, record: &OwnedMessage, abort: &CancellationToken) -> Handled {
-        let message = self.mapper.message_to_http(record);
+    type Prepared = HttpMessage;
+
+    fn prepare(&self, record: &impl Message) -> HttpMessage {
+        self.mapper.message_to_http(record)
+    }
+
+    async fn handle(
+        &self,
+        message: HttpMessage,
+        at: Position,
+        abort: &CancellationToken,
+    ) -> Handled {
         let started = Instant::now();
         let delivery = self
             .dispatcher
             .deliver(&self.subscriber, &message, abort, &self.recorder)
             .await;
-        self.recorder.settle(record, started, delivery)
+        self.recorder.settle(&at, started, delivery)
     }
 }
 

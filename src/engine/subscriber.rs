@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, StatusCode};
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Headers, Message};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::{self, ConsumerSpec, ConsumerState, Handled, RecordHandler, Shutdown};
+use crate::consumer::{
+    self, ConsumerSpec, ConsumerState, Handled, Position, RecordHandler, Shutdown,
+};
 use crate::delivery::{
     AcceptAll, AcceptResponse, Cancelled, Dispatcher, Failure, Outcome, Response, Subscriber,
 };
@@ -218,7 +220,7 @@ impl SubscriberHandler {
     }
 
     /// The stored event, with the request headers that travel with it.
-    fn message(record: &OwnedMessage) -> Option<HttpMessage> {
+    fn message(record: &impl Message) -> Option<HttpMessage> {
         let headers: Vec<(&str, Option<&[u8]>)> = record
             .headers()
             .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
@@ -242,14 +244,27 @@ impl SubscriberHandler {
 }
 
 impl RecordHandler for SubscriberHandler {
-    async fn handle(&self, record: &OwnedMessage, abort: &CancellationToken) -> Handled {
-        let Some(message) = Self::message(record) else {
+    /// `None` for a record that is not a CloudEvent.
+    type Prepared = Option<HttpMessage>;
+
+    fn prepare(&self, record: &impl Message) -> Option<HttpMessage> {
+        Self::message(record)
+    }
+
+    async fn handle(
+        &self,
+        message: Option<HttpMessage>,
+        at: Position,
+        abort: &CancellationToken,
+    ) -> Handled {
+        let Some(message) = message else {
             // Only the ingress writes this topic, in the CloudEvents binding; anything else
             // cannot be delivered as an event, and holding the partition for it helps nobody.
             tracing::warn!(
                 resource = %self.recorder.resource,
-                partition = record.partition(),
-                offset = record.offset(),
+                topic = &*at.topic,
+                partition = at.partition,
+                offset = at.offset,
                 "record is not a CloudEvent; skipped"
             );
             self.recorder.metrics.failed.inc();
@@ -269,7 +284,7 @@ impl RecordHandler for SubscriberHandler {
             .dispatcher
             .deliver_accepting(&self.target, &message, abort, &self.recorder, accept)
             .await;
-        self.recorder.settle(record, started, delivery)
+        self.recorder.settle(&at, started, delivery)
     }
 }
 
@@ -309,7 +324,7 @@ impl AcceptResponse for ForwardReply<'_> {
                     Outcome::Delivered { .. } => Ok(()),
                     other => Err(invalid(format!(
                         "reply not delivered to {}: {other:?}",
-                        reply.target.url
+                        reply.target().url
                     ))),
                 },
                 Err(Cancelled) => Err(invalid("reply cancelled".into())),

@@ -107,7 +107,7 @@ fn owned(sources: &[(&str, i64)], channels: &[(i64, &[(&str, i64)])]) -> Shape {
 async fn each_plan_leaves_exactly_its_parts_registered_with_their_generations() {
     let readiness = Readiness::new(ReadyWhen::ContractApplied);
     let metrics = Arc::new(Metrics::new());
-    let mut engine = Engine::new(EngineOptions::default(), metrics, readiness.clone()).unwrap();
+    let mut engine = Engine::new(EngineOptions::default(), metrics, readiness.clone());
     let steps: Vec<(Plan, Shape)> = vec![
         (
             Plan {
