@@ -91,10 +91,7 @@ impl ContractStore {
     /// Applies `entry`; returns the revision of the contract that holds it.
     pub async fn set(&self, entry: Entry) -> Result<u64, ControllerError> {
         let mut cached = self.cached.lock().await;
-        let stored = match cached.take() {
-            Some(stored) => stored,
-            None => self.load().await?,
-        };
+        let stored = self.take_or_load(&mut cached).await?;
         let Some(plan) = with_entry(&stored.contract.plan, &entry) else {
             let revision = stored.contract.revision;
             *cached = Some(stored);
@@ -115,16 +112,22 @@ impl ContractStore {
     /// applied a contract) becomes ready on a cluster without any KafkaSource or KafkaChannel.
     pub async fn ensure_written(&self) -> Result<(), ControllerError> {
         let mut cached = self.cached.lock().await;
-        let mut stored = match cached.take() {
-            Some(stored) => stored,
-            None => self.load().await?,
-        };
+        let mut stored = self.take_or_load(&mut cached).await?;
         if stored.resource_version.is_none() {
             let written = self.write(&stored.contract, None).await?;
             stored.resource_version = written.metadata.resource_version;
         }
         *cached = Some(stored);
         Ok(())
+    }
+
+    /// The cached contract, taken out so that a failed write leaves the cache empty; read from
+    /// the Secret when nothing is cached.
+    async fn take_or_load(&self, cached: &mut Option<Stored>) -> Result<Stored, ControllerError> {
+        match cached.take() {
+            Some(stored) => Ok(stored),
+            None => self.load().await,
+        }
     }
 
     async fn load(&self) -> Result<Stored, ControllerError> {
