@@ -160,7 +160,9 @@ pub async fn run(bench: &Bench, broker: &Broker) -> anyhow::Result<Table> {
         let sink = Sink::start().await?;
         let http = probe::http_only(&sink.url, records.min(HTTP_PROBE_EVENTS), 64).await?;
         drop(sink);
-        eprintln!("drain #{repeat}: HTTP only (reqwest, 64 in flight) {http:.0} events/s");
+        eprintln!(
+            "drain #{repeat}: HTTP only (the bridge's dispatcher, 64 in flight) {http:.0} events/s"
+        );
         http_rates.push(http);
         for (contender, runs_of) in &mut results {
             let run = run_once(bench, broker, *contender, repeat).await?;
@@ -335,7 +337,7 @@ fn table(
     ]));
     table.row(yardstick(vec![
         format!(
-            "HTTP only, no Kafka: reqwest in the bench, 64 in flight, {} events (yardstick)",
+            "HTTP only, no Kafka: the bridge's dispatcher in the bench, 64 in flight, {} events (yardstick)",
             records.min(HTTP_PROBE_EVENTS)
         ),
         num(median(http_rates), 0),

@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::StreamExt as _;
+use kafka_bridge::delivery::{DeliveryPolicy, Dispatcher, Outcome, Subscriber, Target};
+use kafka_bridge::event::HttpMessage;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::Message as _;
+use tokio_util::sync::CancellationToken;
+use url::Url;
 
 use crate::broker::client_config;
 
@@ -116,39 +120,47 @@ pub async fn join_time(
     .context("join probe task")?
 }
 
-/// POSTs `count` 1 KiB bodies to `sink`, `in_flight` at a time, from a reqwest client in the
-/// bench process: what the sink sustains with no Kafka at all (client and sink share the bench
-/// process, so this understates the sink's capacity rather than overstating it).
+/// POSTs `count` 1 KiB events to `sink`, `in_flight` at a time, through the bridge's own
+/// dispatcher in the bench process: the HTTP side of a delivery with no Kafka at all (client and
+/// sink share the bench process, so this understates the sink's capacity rather than
+/// overstating it).
 pub async fn http_only(sink: &str, count: u64, in_flight: usize) -> anyhow::Result<f64> {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(in_flight)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .context("building the HTTP probe client")?;
+    let dispatcher = Dispatcher::new();
+    let target = Target::new(Url::parse(sink).context("sink URL")?);
+    let subscriber = Subscriber::new(target, DeliveryPolicy::source_default(), "bench")?;
+    let cancel = CancellationToken::new();
     let body = bytes::Bytes::from(vec![b'x'; 1024]);
     let started = Instant::now();
-    let results: Vec<Result<(), reqwest::Error>> = futures::stream::iter(0..count)
+    let mut delivered = 0u64;
+    let mut deliveries = futures::stream::iter(0..count)
         .map(|n| {
-            let request = client
-                .post(sink)
-                .header("ce-specversion", "1.0")
-                .header("ce-id", n.to_string())
-                .header("ce-source", "bench")
-                .header("ce-type", "bench")
-                .body(body.clone());
-            async move { request.send().await.map(drop) }
+            let mut headers = http::HeaderMap::with_capacity(4);
+            for (name, value) in [
+                ("ce-specversion", "1.0".to_owned()),
+                ("ce-id", n.to_string()),
+                ("ce-source", "bench".to_owned()),
+                ("ce-type", "bench".to_owned()),
+            ] {
+                if let Ok(value) = http::HeaderValue::try_from(value) {
+                    headers.insert(name, value);
+                }
+            }
+            let message = HttpMessage {
+                headers,
+                body: body.clone(),
+            };
+            let (dispatcher, subscriber, cancel) = (&dispatcher, &subscriber, &cancel);
+            async move { dispatcher.deliver(subscriber, &message, cancel, &()).await }
         })
-        .buffer_unordered(in_flight)
-        .collect()
-        .await;
-    let elapsed = started.elapsed();
-    let failed = results.iter().filter(|r| r.is_err()).count();
-    if failed > 0 {
-        bail!("{failed} of {count} probe POSTs failed");
+        .buffer_unordered(in_flight);
+    while let Some(delivery) = deliveries.next().await {
+        match delivery {
+            Ok(d) if matches!(d.outcome, Outcome::Delivered { .. }) => delivered += 1,
+            Ok(d) => bail!("a probe event was not delivered: {:?}", d.outcome),
+            Err(cancelled) => bail!("{cancelled}"),
+        }
     }
-    Ok(count as f64 / elapsed.as_secs_f64().max(1e-9))
+    Ok(delivered as f64 / started.elapsed().as_secs_f64().max(1e-9))
 }
 
 /// A plain rdkafka consumer reading a latency topic alongside the bridge (its own group), noting
