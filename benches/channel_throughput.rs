@@ -3,13 +3,15 @@
 //!
 //! ```text
 //! cargo bench --bench channel_throughput
-//! cargo bench --bench channel_throughput -- [--repeats N] [--only ingress,e2e]
-//!     [--contenders yardstick,bridge,baseline]
+//! cargo bench --bench channel_throughput -- [--repeats N] [--only ingress,e2e,cost]
+//!     [--contenders yardstick,bridge,baseline] [--requests N]
 //! ```
 //!
 //! Sections: ingress accepted events/s with p50/p99 latency at 1, 64 and 256 concurrent clients
 //! (kafka-bridge, the naive baseline, and a yardstick: the same load generator against a trivial
-//! server), and end-to-end delivery to one and to four subscribers. Results go to stdout as
+//! server), end-to-end delivery to one and to four subscribers, and the CPU cost per ingress
+//! request in-process against librdkafka's mock cluster (`cost`, not run unless named: it needs
+//! neither tansu nor the bridge binary). Results go to stdout as
 //! markdown and to `<target dir>/channel-bench-report.md`; each process's log and YAML to
 //! `<target dir>/channel-bench-work/`.
 //!
@@ -27,6 +29,8 @@ mod bridge;
 mod broker;
 #[path = "channel_throughput/contenders.rs"]
 mod contenders;
+#[path = "channel_throughput/cost.rs"]
+mod cost;
 #[path = "channel_throughput/e2e.rs"]
 mod e2e;
 #[path = "common/harness.rs"]
@@ -67,16 +71,20 @@ use crate::broker::{Broker, BrokerKind};
 enum Section {
     Ingress,
     EndToEnd,
+    Cost,
 }
 
 impl Section {
-    const ALL: [Section; 2] = [Self::Ingress, Self::EndToEnd];
+    /// Sections run by default; `cost` runs only when named.
+    const DEFAULT: [Section; 2] = [Self::Ingress, Self::EndToEnd];
+    const ALL: [Section; 3] = [Self::Ingress, Self::EndToEnd, Self::Cost];
 
     fn parse(raw: &str) -> anyhow::Result<Self> {
         match raw {
             "ingress" => Ok(Self::Ingress),
             "e2e" => Ok(Self::EndToEnd),
-            other => bail!("unknown section {other:?}: use ingress, e2e"),
+            "cost" => Ok(Self::Cost),
+            other => bail!("unknown section {other:?}: use ingress, e2e, cost"),
         }
     }
 }
@@ -85,6 +93,8 @@ pub struct Settings {
     pub repeats: usize,
     /// Who the ingress section measures (all by default; fewer for quick tuning runs).
     pub contenders: Vec<ingress::Contender>,
+    /// Measured requests of the cost section.
+    pub requests: u64,
     sections: Vec<Section>,
     bench_mode: bool,
 }
@@ -94,7 +104,8 @@ impl Settings {
         let mut settings = Self {
             repeats: 3,
             contenders: ingress::Contender::ALL.to_vec(),
-            sections: Section::ALL.to_vec(),
+            requests: 20_000,
+            sections: Section::DEFAULT.to_vec(),
             bench_mode: false,
         };
         let mut args = args.iter();
@@ -103,6 +114,7 @@ impl Settings {
             match arg.as_str() {
                 "--bench" => settings.bench_mode = true,
                 "--repeats" => settings.repeats = value()?.parse().context("--repeats")?,
+                "--requests" => settings.requests = value()?.parse().context("--requests")?,
                 "--only" => {
                     settings.sections = value()?
                         .split(',')
@@ -118,8 +130,8 @@ impl Settings {
                 other => bail!("unknown argument {other:?}"),
             }
         }
-        if settings.repeats == 0 {
-            bail!("--repeats must be at least 1");
+        if settings.repeats == 0 || settings.requests == 0 {
+            bail!("--repeats and --requests must be at least 1");
         }
         Ok(settings)
     }
@@ -162,7 +174,13 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let started = Instant::now();
     let target = host::target_dir()?;
     let work = host::fresh_work_dir(&target, "channel-bench-work")?;
-    let bridge_bin = host::bridge_binary()?;
+    // Only the cost section runs without tansu and the bridge binary.
+    let processes = settings.sections.iter().any(|s| *s != Section::Cost);
+    let bridge_bin = if processes {
+        host::bridge_binary()?
+    } else {
+        PathBuf::new()
+    };
     let python = if settings.sections.contains(&Section::Ingress)
         && settings.contenders.contains(&ingress::Contender::Naive)
     {
@@ -170,12 +188,22 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     } else {
         PathBuf::new()
     };
+    let broker_kind = if processes {
+        BrokerKind::Tansu
+    } else {
+        BrokerKind::Mock
+    };
     let mut markdown = host::header(
         "kafka-bridge KafkaChannel benchmark",
-        &[format!("broker: {}", BrokerKind::Tansu.describe())],
+        &[format!("broker: {}", broker_kind.describe())],
     );
-    let broker = Broker::start(BrokerKind::Tansu, &work).await?;
-    eprintln!("broker: {} at {}", broker.kind.describe(), broker.bootstrap);
+    let broker = if processes {
+        let broker = Broker::start(BrokerKind::Tansu, &work).await?;
+        eprintln!("broker: {} at {}", broker.kind.describe(), broker.bootstrap);
+        Some(broker)
+    } else {
+        None
+    };
     let bench = Bench {
         bridge_bin,
         python,
@@ -186,9 +214,12 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         if !bench.settings.sections.contains(&section) {
             continue;
         }
-        let table = match section {
-            Section::Ingress => ingress::run(&bench, &broker).await,
-            Section::EndToEnd => e2e::run(&bench, &broker).await,
+        let table = match (section, &broker) {
+            // Blocks this thread while its own threads run: nothing else runs meanwhile.
+            (Section::Cost, _) => cost::run(bench.settings.requests),
+            (Section::Ingress, Some(broker)) => ingress::run(&bench, broker).await,
+            (Section::EndToEnd, Some(broker)) => e2e::run(&bench, broker).await,
+            (_, None) => bail!("no broker was started"),
         }
         .with_context(|| format!("{section:?} section"))?;
         let rendered = table.render();

@@ -22,6 +22,7 @@ use rdkafka::Timestamp;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use crate::process::thread_cpu;
 use crate::report::{num, Table};
 use crate::sink::Sink;
 
@@ -190,21 +191,4 @@ fn stored_records() -> Vec<OwnedMessage> {
             )
         })
         .collect()
-}
-
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid timespec for the call to fill; the clock id is a constant.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(
-        u64::try_from(now.tv_sec).unwrap_or(0),
-        u32::try_from(now.tv_nsec).unwrap_or(0),
-    )
 }

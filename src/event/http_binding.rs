@@ -11,7 +11,7 @@ use super::decode::{
     STRUCTURED_PREFIX,
 };
 use super::{percent, HttpMessage};
-use cloudevents::{AttributesReader, Data, Event};
+use cloudevents::{AttributesReader, AttributesWriter, Data, Event};
 
 /// Encodes `event` in binary mode. The body is copied out of the event; when the event is not
 /// needed afterwards, [`encode_binary_owned`] moves it instead.
@@ -92,6 +92,59 @@ pub(crate) fn header_name(attribute: &str) -> Option<HeaderName> {
 /// Decodes an HTTP request or response into an event: structured mode when the content type
 /// says so, binary mode otherwise.
 pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Event, DecodeError> {
+    match mode(headers)? {
+        Mode::Structured => parse_structured_json(&body),
+        Mode::Binary { content_type } => {
+            let mut event = decode_binary(headers, content_type)?;
+            if !body.is_empty() {
+                // Zero-copy when the body is the only handle on its buffer.
+                event.set_data_unchecked(Data::Binary(Vec::from(body)));
+            }
+            Ok(event)
+        }
+    }
+}
+
+/// An event decoded with its data set apart, as the bytes a binary-mode message carries.
+#[derive(Debug)]
+pub struct DecodedEvent {
+    /// Every attribute and extension; no data.
+    pub event: Event,
+    /// The data: in binary mode the body itself, not copied; in structured mode the event's
+    /// data as binary mode would send it. `None` for an event without data.
+    pub data: Option<Bytes>,
+}
+
+/// [`decode`] for a message that is passed on rather than read: the same checks and refusals,
+/// but the data stays in the bytes it arrived in.
+pub fn decode_detached(headers: &HeaderMap, body: Bytes) -> Result<DecodedEvent, DecodeError> {
+    match mode(headers)? {
+        Mode::Structured => {
+            let mut event = parse_structured_json(&body)?;
+            let (content_type, schema, data) = event.take_data();
+            event.set_datacontenttype(content_type);
+            event.set_dataschema(schema);
+            let data = data.map(|data| match data {
+                Data::Binary(b) => Bytes::from(b),
+                Data::String(s) => Bytes::from(s),
+                Data::Json(j) => Bytes::from(j.to_string()),
+            });
+            Ok(DecodedEvent { event, data })
+        }
+        Mode::Binary { content_type } => Ok(DecodedEvent {
+            event: decode_binary(headers, content_type)?,
+            data: Some(body).filter(|b| !b.is_empty()),
+        }),
+    }
+}
+
+/// How a message carries its event, by its content type.
+enum Mode<'a> {
+    Structured,
+    Binary { content_type: Option<&'a str> },
+}
+
+fn mode(headers: &HeaderMap) -> Result<Mode<'_>, DecodeError> {
     let content_type = match headers.get(CONTENT_TYPE) {
         None => None,
         Some(v) => Some(
@@ -109,10 +162,14 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Event, DecodeError> {
                     content_type: ct.to_owned(),
                 });
             }
-            return parse_structured_json(&body);
+            return Ok(Mode::Structured);
         }
     }
+    Ok(Mode::Binary { content_type })
+}
 
+/// The event's attributes and extensions from `ce-*` headers and the content type; no data.
+fn decode_binary(headers: &HeaderMap, content_type: Option<&str>) -> Result<Event, DecodeError> {
     let mut attributes = BinaryAttributes::default();
     for (name, value) in headers {
         let Some(attribute) = name.as_str().strip_prefix("ce-") else {
@@ -129,8 +186,7 @@ pub fn decode(headers: &HeaderMap, body: Bytes) -> Result<Event, DecodeError> {
     if let Some(ct) = content_type {
         attributes.set_content_type(ct.to_owned());
     }
-    // Zero-copy when the body is the only handle on its buffer.
-    attributes.build(Some(Vec::from(body)))
+    attributes.build(None)
 }
 
 #[cfg(test)]
@@ -272,6 +328,90 @@ mod tests {
         let msg = encode_binary(&event);
         let back = decode(&msg.headers, msg.body).unwrap();
         assert_eq!(back.extension("n"), Some(&"7".into()));
+    }
+
+    #[test]
+    fn detached_decoding_keeps_the_data_apart_and_the_body_uncopied() {
+        let binary = encode_binary(&full_event());
+        let structured = |json: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/cloudevents+json"),
+            );
+            (headers, Bytes::from_static(json.as_bytes()))
+        };
+        let empty = encode_binary(
+            &EventBuilderV03::new()
+                .id("1")
+                .source("/s")
+                .ty("t")
+                .build()
+                .unwrap(),
+        );
+        // (headers, body) of a request, and the data it carries.
+        type Case = ((HeaderMap, Bytes), Option<&'static [u8]>);
+        let cases: [Case; 5] = [
+            (
+                (binary.headers.clone(), binary.body.clone()),
+                Some(&[0, 1, 2, 255]),
+            ),
+            ((empty.headers.clone(), empty.body.clone()), None),
+            (
+                structured(
+                    r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","datacontenttype":"text/plain","dataschema":"http://s.example/1","data":"hi"}"#,
+                ),
+                Some(b"hi"),
+            ),
+            (
+                structured(
+                    r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":{"a":1}}"#,
+                ),
+                Some(br#"{"a":1}"#),
+            ),
+            (
+                structured(
+                    r#"{"specversion":"0.3","id":"1","source":"/s","type":"t","schemaurl":"http://s.example/3","datacontenttype":"application/octet-stream","datacontentencoding":"base64","data":"AQI="}"#,
+                ),
+                Some(&[1, 2]),
+            ),
+        ];
+        for ((headers, body), want) in cases {
+            let whole = decode(&headers, body.clone()).unwrap();
+            let detached = decode_detached(&headers, body.clone()).unwrap();
+            assert_eq!(detached.data.as_deref(), want, "{whole}");
+            assert_eq!(detached.event.data(), None);
+            // Everything but the data is the event `decode` reads.
+            let mut attributes = whole.clone();
+            let (content_type, schema, _) = attributes.take_data();
+            attributes.set_datacontenttype(content_type);
+            attributes.set_dataschema(schema);
+            assert_eq!(detached.event, attributes);
+            if headers
+                .get(CONTENT_TYPE)
+                .is_some_and(|ct| ct.as_bytes().starts_with(b"application/octet"))
+            {
+                // Binary mode: the value is the body's own buffer.
+                assert_eq!(detached.data.unwrap().as_ptr(), body.as_ptr());
+            }
+        }
+    }
+
+    #[test]
+    fn detached_decoding_refuses_what_decoding_refuses() {
+        let mut headers = HeaderMap::new();
+        headers.insert("ce-specversion", HeaderValue::from_static("1.0"));
+        let err = decode_detached(&headers, Bytes::from_static(b"x")).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::MissingAttribute("id")),
+            "{err:?}"
+        );
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/cloudevents-batch+json"),
+        );
+        let err = decode_detached(&headers, Bytes::from_static(b"[]")).unwrap_err();
+        assert!(matches!(err, DecodeError::BatchUnsupported), "{err:?}");
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! UTF-8, `content-type` = datacontenttype, key = the `partitionkey` extension), records in from
 //! binary or structured (`application/cloudevents+json`) mode.
 
+use std::borrow::Cow;
+
+use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader, Data, Event};
 
 use super::binary_mode::{for_each_attribute, BinaryAttributes};
@@ -22,52 +25,71 @@ pub struct KafkaMessage {
     pub value: Option<Vec<u8>>,
 }
 
-/// Encodes `event` as a binary-mode record. The data is copied; [`encode_binary_owned`] moves it.
+/// Encodes `event` as a binary-mode record, copying its data into the value.
 pub fn encode_binary(event: &Event) -> KafkaMessage {
     let value = event.data().map(|data| match data {
         Data::Binary(b) => b.clone(),
         Data::String(s) => s.as_bytes().to_vec(),
         Data::Json(j) => j.to_string().into_bytes(),
     });
-    KafkaMessage {
-        key: partition_key(event),
-        headers: encode_headers(event),
-        value,
-    }
-}
-
-/// Encodes `event` as a binary-mode record, moving its data into the value without a copy.
-pub fn encode_binary_owned(mut event: Event) -> KafkaMessage {
-    let key = partition_key(&event);
-    let headers = encode_headers(&event);
-    let (_, _, data) = event.take_data();
-    let value = data.map(|data| match data {
-        Data::Binary(b) => b,
-        Data::String(s) => s.into_bytes(),
-        Data::Json(j) => j.to_string().into_bytes(),
+    let mut headers = Vec::with_capacity(header_count(event));
+    for_each_header(event, |name, value| {
+        headers.push((name.to_owned(), value.to_vec()))
     });
     KafkaMessage {
-        key,
+        key: partition_key(event).map(|key| key.into_owned().into_bytes()),
         headers,
         value,
     }
 }
 
-fn partition_key(event: &Event) -> Option<Vec<u8>> {
-    event
-        .extension(PARTITION_KEY)
-        .map(|v| v.to_string().into_bytes())
+/// The record key of `event`: its `partitionkey` extension as text, borrowed when it is a
+/// string (always, for events read from binary-mode headers).
+pub fn partition_key(event: &Event) -> Option<Cow<'_, str>> {
+    event.extension(PARTITION_KEY).map(|v| match v {
+        ExtensionValue::String(s) => Cow::Borrowed(s.as_str()),
+        other => Cow::Owned(other.to_string()),
+    })
 }
 
-fn encode_headers(event: &Event) -> Vec<(String, Vec<u8>)> {
-    let mut headers = Vec::with_capacity(12);
-    for_each_attribute(event, |name, value| {
-        headers.push((format!("ce_{name}"), value.into_owned().into_bytes()));
+/// How many headers [`for_each_header`] visits: one per attribute and extension.
+pub fn header_count(event: &Event) -> usize {
+    event.iter().count()
+}
+
+/// Visits the binary-mode headers of `event` as (name, value): `ce_*` per attribute and
+/// extension, and `content-type` for `datacontenttype`. Producers copy each header as it comes,
+/// so nothing here is allocated for the usual attributes: their names are constants, values are
+/// borrowed from the event, and extension names share one buffer.
+pub fn for_each_header(event: &Event, mut visit: impl FnMut(&str, &[u8])) {
+    let mut extension_name = String::new();
+    for_each_attribute(event, |name, value| match header_name(name) {
+        Some(header) => visit(header, value.as_bytes()),
+        None => {
+            extension_name.clear();
+            extension_name.push_str("ce_");
+            extension_name.push_str(name);
+            visit(&extension_name, value.as_bytes());
+        }
     });
     if let Some(content_type) = event.datacontenttype() {
-        headers.push((CONTENT_TYPE.to_owned(), content_type.as_bytes().to_vec()));
+        visit(CONTENT_TYPE, content_type.as_bytes());
     }
-    headers
+}
+
+/// The header of a context attribute, `None` for an extension.
+fn header_name(attribute: &str) -> Option<&'static str> {
+    Some(match attribute {
+        "specversion" => SPECVERSION_HEADER,
+        "id" => "ce_id",
+        "source" => "ce_source",
+        "type" => "ce_type",
+        "subject" => "ce_subject",
+        "time" => "ce_time",
+        "dataschema" => "ce_dataschema",
+        "schemaurl" => "ce_schemaurl",
+        _ => return None,
+    })
 }
 
 /// Decodes a consumed record. `None` when the record is not a CloudEvent at all (no
@@ -174,7 +196,25 @@ mod tests {
         assert_eq!(msg.headers.len(), want.len());
         assert_eq!(msg.key.as_deref(), Some(&b"user-42"[..]));
         assert_eq!(msg.value.as_deref(), Some(&[9u8, 8, 7][..]));
-        assert_eq!(encode_binary_owned(event()).value, msg.value);
+        assert_eq!(header_count(&event()), want.len());
+    }
+
+    #[test]
+    fn visits_each_header_once_with_its_value() {
+        let mut seen = Vec::new();
+        for_each_header(&event(), |name, value| {
+            seen.push((name.to_owned(), String::from_utf8(value.to_vec()).unwrap()));
+        });
+        seen.sort();
+        let mut want: Vec<(String, String)> = encode_binary(&event())
+            .headers
+            .into_iter()
+            .map(|(n, v)| (n, String::from_utf8(v).unwrap()))
+            .collect();
+        want.sort();
+        assert_eq!(seen, want);
+        assert_eq!(seen.len(), header_count(&event()));
+        assert_eq!(partition_key(&event()).as_deref(), Some("user-42"));
     }
 
     #[test]

@@ -11,8 +11,8 @@ pub mod routes;
 
 use std::sync::Arc;
 
+use axum::handler::Handler as _;
 use axum::serve::ListenerExt;
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -38,22 +38,35 @@ impl Default for IngressOptions {
     }
 }
 
+/// The ingress application, as [`serve`] runs it.
+#[derive(Clone)]
+pub struct IngressRouter {
+    ingress: Arc<handler::Ingress>,
+}
+
+impl std::fmt::Debug for IngressRouter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressRouter")
+            .field("routes", &self.ingress.routes)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The ingress: every path and method goes to the one handler, which routes by path and host
 /// itself since channels change at run time.
-pub fn router(routes: Routes, options: IngressOptions) -> Router {
-    let ingress = handler::Ingress {
-        routes,
-        max_body_bytes: options.max_body_bytes,
-    };
-    Router::new()
-        .fallback(handler::receive)
-        .with_state(Arc::new(ingress))
+pub fn router(routes: Routes, options: IngressOptions) -> IngressRouter {
+    IngressRouter {
+        ingress: Arc::new(handler::Ingress {
+            routes,
+            max_body_bytes: options.max_body_bytes,
+        }),
+    }
 }
 
 /// Serves until `shutdown` fires, then finishes the requests in progress.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: IngressRouter,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     // Responses are small and written once: Nagle's algorithm would only delay them.
@@ -62,7 +75,13 @@ pub async fn serve(
             tracing::debug!(error = %e, "setting TCP_NODELAY on an ingress connection failed");
         }
     });
-    axum::serve(listener, router)
+    // The handler is served as it is, without axum's Router: with a single route, the router's
+    // per-request work (cloning the boxed route, boxing its future, recording path parameters
+    // and a Content-Length hyper writes anyway) costs allocations and buys nothing.
+    let service = handler::receive
+        .with_state(router.ingress)
+        .into_make_service();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

@@ -14,7 +14,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use crate::engine::plan::KafkaConnection;
-use crate::event::KafkaMessage;
+use crate::event::{kafka_binding, Event};
 use crate::kafka::client_config::{producer_config, ClientSettings};
 
 /// How long a send waits for room in librdkafka's queue before giving up with a 503. The queue
@@ -181,42 +181,27 @@ impl ChannelProducer {
         Arc::ptr_eq(&self.cluster, &other.cluster)
     }
 
-    /// Produces `message` to `topic` with the `forwarded` request headers added, and resolves
-    /// once the broker acknowledged it (per the producer's `acks`). Returns how long that took.
+    /// Produces `event` to `topic` in the Kafka binary mode, `data` as the value and the
+    /// `forwarded` request headers added, and resolves once the broker acknowledged it (per the
+    /// producer's `acks`). Returns how long that took.
     pub async fn send(
         &self,
         topic: &str,
-        message: &KafkaMessage,
+        event: &Event,
+        data: Option<&[u8]>,
         forwarded: &HeaderMap,
     ) -> Result<Duration, ProduceError> {
         let Some(producer) = &self.cluster.producer else {
             unreachable!("a cluster's producer is only taken when the cluster is dropped");
         };
-        let forwarded_count = forwarded
-            .keys()
-            .filter(|name| is_forwarded(name.as_str()))
-            .count();
-        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + forwarded_count);
-        for (key, value) in &message.headers {
-            headers = headers.insert(Header {
-                key: key.as_str(),
-                value: Some(value.as_slice()),
-            });
+        let key = kafka_binding::partition_key(event);
+        let mut record: FutureRecord<'_, str, [u8]> =
+            FutureRecord::to(topic).headers(record_headers(event, forwarded));
+        if let Some(key) = &key {
+            record = record.key(key.as_ref());
         }
-        for (name, value) in forwarded {
-            if is_forwarded(name.as_str()) {
-                headers = headers.insert(Header {
-                    key: name.as_str(),
-                    value: Some(value.as_bytes()),
-                });
-            }
-        }
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
-        if let Some(key) = &message.key {
-            record = record.key(key.as_slice());
-        }
-        if let Some(value) = &message.value {
-            record = record.payload(value.as_slice());
+        if let Some(data) = data {
+            record = record.payload(data);
         }
         let start = Instant::now();
         match producer.send(record, ENQUEUE_WAIT).await {
@@ -227,6 +212,34 @@ impl ChannelProducer {
             }),
         }
     }
+}
+
+/// The record's headers: the event's binary-mode headers, then the forwarded request headers.
+/// librdkafka copies each as it is added, so they are passed borrowed.
+fn record_headers(event: &Event, forwarded: &HeaderMap) -> OwnedHeaders {
+    let forwarded_count = forwarded
+        .keys()
+        .filter(|name| is_forwarded(name.as_str()))
+        .count();
+    // `insert` takes the headers by value: the Option lets the visitor below move them.
+    let mut headers = Some(OwnedHeaders::new_with_capacity(
+        kafka_binding::header_count(event) + forwarded_count,
+    ));
+    let mut add = |key: &str, value: &[u8]| {
+        headers = headers.take().map(|h| {
+            h.insert(Header {
+                key,
+                value: Some(value),
+            })
+        });
+    };
+    kafka_binding::for_each_header(event, &mut add);
+    for (name, value) in forwarded {
+        if is_forwarded(name.as_str()) {
+            add(name.as_str(), value.as_bytes());
+        }
+    }
+    headers.unwrap_or_default()
 }
 
 /// Request headers that travel with the event: Knative's own (`knative-*`) and the request id,
