@@ -195,11 +195,13 @@ impl Values {
     fn write(rec: &RecordView<'_>, key_type: KeyType) -> Self {
         let key = rec.key.filter(|k| !k.is_empty());
         let mut buf = BytesMut::with_capacity(VALUES_CAPACITY + key.map_or(0, |k| 3 * k.len()));
-        let (p, o) = (rec.partition, rec.offset);
-        let id = written(&mut buf, |b| write!(b, "partition:{p}/offset:{o}"));
-        let subject = written(&mut buf, |b| write!(b, "partition:{p}#{o}"));
-        let partition = written(&mut buf, |b| write!(b, "{p}"));
-        let offset = written(&mut buf, |b| write!(b, "{o}"));
+        // Each number is formatted once; the id and the subject copy its digits.
+        let (mut p, mut o) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let (p, o) = (p.format(rec.partition).as_bytes(), o.format(rec.offset).as_bytes());
+        let id = appended(&mut buf, &[b"partition:", p, b"/offset:", o]);
+        let subject = appended(&mut buf, &[b"partition:", p, b"#", o]);
+        let partition = appended(&mut buf, &[p]);
+        let offset = appended(&mut buf, &[o]);
         // Kafka reports -1 when a record has no timestamp.
         let time = rec
             .timestamp_ms
@@ -230,6 +232,15 @@ impl Values {
         HeaderValue::from_maybe_shared(self.buf.slice(range.clone()))
             .unwrap_or_else(|_| HeaderValue::from_static(""))
     }
+}
+
+/// Appends `parts` to `buf` and returns the range they take.
+fn appended(buf: &mut BytesMut, parts: &[&[u8]]) -> Range<usize> {
+    let start = buf.len();
+    for part in parts {
+        buf.extend_from_slice(part);
+    }
+    start..buf.len()
 }
 
 /// Runs `write` on `buf` and returns the range it wrote.
