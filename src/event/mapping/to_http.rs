@@ -197,7 +197,10 @@ impl Values {
         let mut buf = BytesMut::with_capacity(VALUES_CAPACITY + key.map_or(0, |k| 3 * k.len()));
         // Each number is formatted once; the id and the subject copy its digits.
         let (mut p, mut o) = (itoa::Buffer::new(), itoa::Buffer::new());
-        let (p, o) = (p.format(rec.partition).as_bytes(), o.format(rec.offset).as_bytes());
+        let (p, o) = (
+            p.format(rec.partition).as_bytes(),
+            o.format(rec.offset).as_bytes(),
+        );
         let id = appended(&mut buf, &[b"partition:", p, b"/offset:", o]);
         let subject = appended(&mut buf, &[b"partition:", p, b"#", o]);
         let partition = appended(&mut buf, &[p]);
