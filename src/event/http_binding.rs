@@ -32,13 +32,17 @@ pub fn encode_binary(event: &Event) -> HttpMessage {
 pub fn encode_binary_owned(mut event: Event) -> HttpMessage {
     let headers = encode_headers(&event);
     let (_, _, data) = event.take_data();
-    let body = match data {
-        None => Bytes::new(),
-        Some(Data::Binary(b)) => Bytes::from(b),
-        Some(Data::String(s)) => Bytes::from(s),
-        Some(Data::Json(j)) => Bytes::from(j.to_string()),
-    };
+    let body = data.map(data_bytes).unwrap_or_default();
     HttpMessage { headers, body }
+}
+
+/// The bytes binary mode sends for `data`, moved out of it where it holds them already.
+fn data_bytes(data: Data) -> Bytes {
+    match data {
+        Data::Binary(b) => Bytes::from(b),
+        Data::String(s) => Bytes::from(s),
+        Data::Json(j) => Bytes::from(j.to_string()),
+    }
 }
 
 fn encode_headers(event: &Event) -> HeaderMap {
@@ -124,12 +128,10 @@ pub fn decode_detached(headers: &HeaderMap, body: Bytes) -> Result<DecodedEvent,
             let (content_type, schema, data) = event.take_data();
             event.set_datacontenttype(content_type);
             event.set_dataschema(schema);
-            let data = data.map(|data| match data {
-                Data::Binary(b) => Bytes::from(b),
-                Data::String(s) => Bytes::from(s),
-                Data::Json(j) => Bytes::from(j.to_string()),
-            });
-            Ok(DecodedEvent { event, data })
+            Ok(DecodedEvent {
+                event,
+                data: data.map(data_bytes),
+            })
         }
         Mode::Binary { content_type } => Ok(DecodedEvent {
             event: decode_binary(headers, content_type)?,
