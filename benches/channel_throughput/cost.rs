@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::http1::Connection;
-use crate::process::{thread_cpu, thread_ids, threads_cpu};
+use crate::process::{current_thread, thread_cpu, thread_ids, threads_cpu};
 use crate::report::{num, Table};
 use crate::request::{cloudevent_post, EVENT_SIZE};
 
@@ -151,13 +151,6 @@ fn plan(bootstrap: &str) -> ChannelPlan {
         retention: Duration::from_secs(3600),
         subscribers: Vec::new(),
     }
-}
-
-fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a runtime")
 }
 
 /// Serves the ingress until `stop`; returns this thread's CPU time between the client's two

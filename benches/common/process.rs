@@ -155,6 +155,14 @@ pub fn self_cpu() -> Option<Duration> {
     parse_cpu_ticks(&stat).map(ticks_to_duration)
 }
 
+/// A runtime on the calling thread alone, so that thread's CPU time is the work it runs.
+pub fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")
+}
+
 /// CPU time of the calling thread.
 pub fn thread_cpu() -> Duration {
     let mut now = libc::timespec {

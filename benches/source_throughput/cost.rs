@@ -11,8 +11,10 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use futures::StreamExt as _;
-use kafka_bridge::delivery::{DeliveryPolicy, Dispatcher, Outcome, Subscriber, Target};
+use futures::{Stream, StreamExt as _};
+use kafka_bridge::delivery::{
+    Cancelled, Delivery, DeliveryPolicy, Dispatcher, Outcome, Subscriber, Target,
+};
 use kafka_bridge::engine::plan::{
     InitialOffset, KafkaConnection, KeyType, Ordering, ResourceId, SourcePlan,
 };
@@ -22,7 +24,7 @@ use rdkafka::Timestamp;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::process::thread_cpu;
+use crate::process::{current_thread, thread_cpu};
 use crate::report::{num, Table};
 use crate::sink::Sink;
 
@@ -114,13 +116,6 @@ fn measure(records: u64) -> anyhow::Result<Measured> {
     })
 }
 
-fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a runtime")
-}
-
 /// Delivers the warm-up, then `records` measured events; returns this thread's CPU time over the
 /// measured ones.
 async fn deliver_all(url: &str, records: u64) -> anyhow::Result<(Duration, u64)> {
@@ -139,24 +134,33 @@ async fn deliver_all(url: &str, records: u64) -> anyhow::Result<(Duration, u64)>
             dispatcher.deliver(subscriber, &message, cancel, &()).await
         }
     };
-    let run = |range: std::ops::Range<u64>| async {
-        let mut delivered = 0u64;
-        let mut deliveries = futures::stream::iter(range)
-            .map(deliver_one)
-            .buffer_unordered(IN_FLIGHT);
-        while let Some(delivery) = deliveries.next().await {
-            match delivery {
-                Ok(d) if matches!(d.outcome, Outcome::Delivered { .. }) => delivered += 1,
-                Ok(d) => bail!("an event was not delivered: {:?}", d.outcome),
-                Err(cancelled) => bail!("{cancelled}"),
-            }
-        }
-        Ok(delivered)
+    let run = |range: std::ops::Range<u64>| {
+        count_delivered(
+            futures::stream::iter(range)
+                .map(deliver_one)
+                .buffer_unordered(IN_FLIGHT),
+        )
     };
     run(0..WARM_UP).await?;
     let started = thread_cpu();
     let delivered = run(WARM_UP..WARM_UP + records).await?;
     Ok((thread_cpu().saturating_sub(started), delivered))
+}
+
+/// Runs `deliveries` to the end and counts them; an event not delivered is an error.
+pub async fn count_delivered(
+    deliveries: impl Stream<Item = Result<Delivery, Cancelled>>,
+) -> anyhow::Result<u64> {
+    let mut deliveries = std::pin::pin!(deliveries);
+    let mut delivered = 0u64;
+    while let Some(delivery) = deliveries.next().await {
+        match delivery {
+            Ok(d) if matches!(d.outcome, Outcome::Delivered { .. }) => delivered += 1,
+            Ok(d) => bail!("an event was not delivered: {:?}", d.outcome),
+            Err(cancelled) => bail!("{cancelled}"),
+        }
+    }
+    Ok(delivered)
 }
 
 fn plan(sink: &str) -> anyhow::Result<SourcePlan> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use futures::StreamExt as _;
-use kafka_bridge::delivery::{DeliveryPolicy, Dispatcher, Outcome, Subscriber, Target};
+use kafka_bridge::delivery::{DeliveryPolicy, Dispatcher, Subscriber, Target};
 use kafka_bridge::event::HttpMessage;
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::Message as _;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::broker::client_config;
+use crate::cost::count_delivered;
 
 pub struct RawDrain {
     pub count: u64,
@@ -131,8 +132,7 @@ pub async fn http_only(sink: &str, count: u64, in_flight: usize) -> anyhow::Resu
     let cancel = CancellationToken::new();
     let body = bytes::Bytes::from(vec![b'x'; 1024]);
     let started = Instant::now();
-    let mut delivered = 0u64;
-    let mut deliveries = futures::stream::iter(0..count)
+    let deliveries = futures::stream::iter(0..count)
         .map(|n| {
             let mut headers = http::HeaderMap::with_capacity(4);
             for (name, value) in [
@@ -153,13 +153,7 @@ pub async fn http_only(sink: &str, count: u64, in_flight: usize) -> anyhow::Resu
             async move { dispatcher.deliver(subscriber, &message, cancel, &()).await }
         })
         .buffer_unordered(in_flight);
-    while let Some(delivery) = deliveries.next().await {
-        match delivery {
-            Ok(d) if matches!(d.outcome, Outcome::Delivered { .. }) => delivered += 1,
-            Ok(d) => bail!("a probe event was not delivered: {:?}", d.outcome),
-            Err(cancelled) => bail!("{cancelled}"),
-        }
-    }
+    let delivered = count_delivered(deliveries).await?;
     Ok(delivered as f64 / started.elapsed().as_secs_f64().max(1e-9))
 }
 
