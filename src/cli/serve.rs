@@ -43,8 +43,8 @@ pub struct EngineArgs {
 
 type Server = JoinHandle<std::io::Result<()>>;
 
-/// The engine, built while the caller reads its configuration; it starts serving in
-/// [`Starting::serve`].
+/// The engine and what its servers share, before anything listens; [`Starting::serve`] binds
+/// the servers and hands the engine over.
 pub struct Starting {
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
